@@ -1,0 +1,26 @@
+"""Causal grouped-query attention over a KV cache."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from fastcoder.layers.kv_cache import KVCache
+
+
+def cached_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor,
+                     cache: KVCache, layer: int, scale: float, sliding_window: int = 0
+                     ) -> torch.Tensor:
+    """q: [num_tokens, num_heads, head_dim]; k, v: [num_tokens, num_kv_heads, head_dim] for the
+    new tokens at `positions` (contiguous, ascending). Returns [num_tokens, num_heads * head_dim]."""
+    num_tokens, num_heads, head_dim = q.shape
+    cache.write(layer, positions, k, v)
+    total = int(positions[-1]) + 1
+    keys, values = cache.read(layer, total)                      # [total, kv_heads, head_dim]
+    key_pos = torch.arange(total)
+    mask = key_pos[None, :] <= positions[:, None]                # [num_tokens, total]
+    if sliding_window:
+        mask &= key_pos[None, :] > positions[:, None] - sliding_window
+    out = F.scaled_dot_product_attention(
+        q.transpose(0, 1), keys.transpose(0, 1), values.transpose(0, 1),   # [heads, tokens, dim]
+        attn_mask=mask, scale=scale, enable_gqa=True)
+    return out.transpose(0, 1).reshape(num_tokens, num_heads * head_dim)

@@ -1,0 +1,21 @@
+"""Rotary position embedding, NEOX layout (rotate halves), as qwen2/gemma3 GGUFs store q/k."""
+from __future__ import annotations
+
+import torch
+
+
+class RotaryEmbedding(torch.nn.Module):
+    def __init__(self, head_dim: int, max_positions: int, theta: float, scaling_factor: float = 1.0):
+        super().__init__()
+        inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
+        positions = torch.arange(max_positions, dtype=torch.float64) / scaling_factor
+        freqs = torch.outer(positions, inv_freq)                     # [max_positions, head_dim/2]
+        self.register_buffer("cos", freqs.cos().float(), persistent=False)
+        self.register_buffer("sin", freqs.sin().float(), persistent=False)
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """x: [num_tokens, num_heads, head_dim]; positions: [num_tokens]."""
+        cos = self.cos[positions].unsqueeze(1)                       # [num_tokens, 1, head_dim/2]
+        sin = self.sin[positions].unsqueeze(1)
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)

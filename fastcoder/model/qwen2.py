@@ -1,0 +1,110 @@
+"""Qwen2 (Qwen2.5-Coder): pre-norm decoder, GQA with q/k/v biases, SwiGLU MLP, NEOX RoPE."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from fastcoder.config import ModelConfig
+from fastcoder.layers.attention import cached_attention
+from fastcoder.layers.kv_cache import KVCache
+from fastcoder.layers.linear import Linear, QuantEmbedding
+from fastcoder.layers.norm import RMSNorm
+from fastcoder.layers.rotary import RotaryEmbedding
+from fastcoder.loader.gguf_file import GGUFModelFile, QuantTensor
+from fastcoder.model.registry import register_model
+
+
+class Weights:
+    """Named access to a GGUF file's tensors with a clear error for a missing one."""
+
+    def __init__(self, gguf: GGUFModelFile):
+        self.gguf = gguf
+
+    def get(self, name: str) -> QuantTensor:
+        from fastcoder.errors import ModelFileError
+        tensor = self.gguf.tensors.get(name)
+        if tensor is None:
+            raise ModelFileError(f"{self.gguf.path}: missing tensor {name}")
+        return tensor
+
+    def optional(self, name: str) -> QuantTensor | None:
+        return self.gguf.tensors.get(name)
+
+    def vector(self, name: str) -> torch.Tensor:
+        return torch.from_numpy(self.get(name).dequantize())
+
+
+class Qwen2Attention(torch.nn.Module):
+    def __init__(self, config: ModelConfig, w: Weights, prefix: str, rotary: RotaryEmbedding):
+        super().__init__()
+        self.config = config
+        self.q_proj = Linear(w.get(f"{prefix}.attn_q.weight"), w.optional(f"{prefix}.attn_q.bias"))
+        self.k_proj = Linear(w.get(f"{prefix}.attn_k.weight"), w.optional(f"{prefix}.attn_k.bias"))
+        self.v_proj = Linear(w.get(f"{prefix}.attn_v.weight"), w.optional(f"{prefix}.attn_v.bias"))
+        self.o_proj = Linear(w.get(f"{prefix}.attn_output.weight"))
+        self.rotary = rotary
+        self.scale = config.head_dim ** -0.5
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor, cache: KVCache,
+                layer: int) -> torch.Tensor:
+        c = self.config
+        num_tokens = x.shape[0]
+        q = self.q_proj(x).view(num_tokens, c.num_heads, c.head_dim)
+        k = self.k_proj(x).view(num_tokens, c.num_kv_heads, c.head_dim)
+        v = self.v_proj(x).view(num_tokens, c.num_kv_heads, c.head_dim)
+        q, k = self.rotary(q, positions), self.rotary(k, positions)
+        out = cached_attention(q, k, v, positions, cache, layer, self.scale)
+        return self.o_proj(out)                                       # [num_tokens, hidden]
+
+
+class SwiGLU(torch.nn.Module):
+    def __init__(self, w: Weights, prefix: str):
+        super().__init__()
+        self.gate_proj = Linear(w.get(f"{prefix}.ffn_gate.weight"))
+        self.up_proj = Linear(w.get(f"{prefix}.ffn_up.weight"))
+        self.down_proj = Linear(w.get(f"{prefix}.ffn_down.weight"))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:              # [num_tokens, hidden]
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Qwen2Block(torch.nn.Module):
+    def __init__(self, config: ModelConfig, w: Weights, layer: int, rotary: RotaryEmbedding):
+        super().__init__()
+        prefix = f"blk.{layer}"
+        self.layer = layer
+        self.input_norm = RMSNorm(w.vector(f"{prefix}.attn_norm.weight"), config.rms_norm_eps)
+        self.attn = Qwen2Attention(config, w, prefix, rotary)
+        self.post_attn_norm = RMSNorm(w.vector(f"{prefix}.ffn_norm.weight"), config.rms_norm_eps)
+        self.mlp = SwiGLU(w, prefix)
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        x = x + self.attn(self.input_norm(x), positions, cache, self.layer)
+        return x + self.mlp(self.post_attn_norm(x))
+
+
+@register_model("qwen2")
+class Qwen2Model(torch.nn.Module):
+    def __init__(self, gguf: GGUFModelFile, max_positions: int):
+        super().__init__()
+        config = self.config = gguf.config
+        w = Weights(gguf)
+        rotary = RotaryEmbedding(config.head_dim, max_positions, config.rope_theta,
+                                 config.rope_scaling_factor)
+        self.embed = QuantEmbedding(w.get("token_embd.weight"))
+        self.layers = torch.nn.ModuleList(
+            Qwen2Block(config, w, i, rotary) for i in range(config.num_layers))
+        self.norm = RMSNorm(w.vector("output_norm.weight"), config.rms_norm_eps)
+        # Tied embeddings: no output.weight in the file, the embedding matrix is the head.
+        self.lm_head = Linear(w.optional("output.weight") or w.get("token_embd.weight"))
+
+    def forward(self, token_ids: torch.Tensor, positions: torch.Tensor,
+                cache: KVCache) -> torch.Tensor:
+        """token_ids, positions: [num_tokens] -> final hidden states [num_tokens, hidden]."""
+        x = self.embed(token_ids)
+        for block in self.layers:
+            x = block(x, positions, cache)
+        return self.norm(x)
+
+    def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:  # [num_tokens, hidden]
+        return self.lm_head(hidden)                                   # [num_tokens, vocab]
