@@ -17,6 +17,24 @@ class ModelRunner:
             self.model = model_class(gguf, max_model_len)
         c = self.config
         self.cache = KVCache(c.num_layers, max_model_len, c.num_kv_heads, c.head_dim)
+        # Token ids whose K/V are in the cache, so a new prompt that shares a prefix with the last
+        # conversation (an interactive chat, an agent resending history) skips recomputing it.
+        self.cached_ids: list[int] = []
+
+    def prefill(self, prompt_ids: list[int]) -> torch.Tensor:
+        """Logits [vocab] after the prompt, reusing the cached common prefix."""
+        reuse = 0
+        limit = min(len(prompt_ids) - 1, len(self.cached_ids))   # recompute at least one token
+        while reuse < limit and self.cached_ids[reuse] == prompt_ids[reuse]:
+            reuse += 1
+        self.cached_ids = list(prompt_ids)
+        return self.forward(prompt_ids[reuse:], reuse)
+
+    def decode(self, token_id: int, position: int) -> torch.Tensor:
+        """Logits [vocab] after one more token at `position`."""
+        del self.cached_ids[position:]
+        self.cached_ids.append(token_id)
+        return self.forward([token_id], position)
 
     @torch.inference_mode()
     def forward(self, token_ids: list[int], start_pos: int, all_logits: bool = False

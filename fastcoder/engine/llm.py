@@ -1,0 +1,92 @@
+"""The Python API, in the shape vLLM users know:
+
+    llm = fastcoder.LLM("qwen2.5-coder-0.5b-instruct")
+    llm.generate(["def fib(n):"], SamplingParams(temperature=0, max_tokens=64))
+    llm.chat([{"role": "user", "content": "Write fizzbuzz"}])
+    for delta in llm.stream("def fib(n):"): print(delta.text, end="")
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+from fastcoder.engine.generation import stream_tokens
+from fastcoder.engine.runner import ModelRunner
+from fastcoder.engine.threads import set_threads
+from fastcoder.loader.gguf_file import open_gguf
+from fastcoder.outputs import CompletionOutput, RequestOutput, StreamDelta
+from fastcoder.sampling_params import SamplingParams
+from fastcoder.store.cache import resolve_model_path
+from fastcoder.store.catalog import DEFAULT_MODEL
+from fastcoder.tokenizer.tokenizer import Tokenizer
+
+DEFAULT_MAX_MODEL_LEN = 8192
+Prompt = str | Sequence[int]
+Messages = list[dict]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadStats:
+    load_s: float
+    num_threads: int
+    max_model_len: int
+
+
+class LLM:
+    def __init__(self, model: str = DEFAULT_MODEL, *, max_model_len: int | None = None,
+                 threads: int | None = None):
+        started = time.perf_counter()
+        num_threads = set_threads(threads)
+        self.model_path = resolve_model_path(model)
+        gguf = open_gguf(self.model_path)
+        self.config = gguf.config
+        self.tokenizer = Tokenizer.from_metadata(gguf.metadata)
+        max_model_len = min(max_model_len or DEFAULT_MAX_MODEL_LEN, gguf.config.context_length)
+        self.runner = ModelRunner(gguf, max_model_len)
+        self.load_stats = LoadStats(time.perf_counter() - started, num_threads, max_model_len)
+
+    # ---- streaming ------------------------------------------------------------------------
+    def stream(self, prompt: Prompt, sampling_params: SamplingParams | None = None
+               ) -> Iterator[StreamDelta]:
+        """Raw completion (no chat template), one delta per generated token."""
+        return stream_tokens(self.runner, self.tokenizer, self._prompt_ids(prompt),
+                             sampling_params or SamplingParams())
+
+    def chat_stream(self, messages: Messages, sampling_params: SamplingParams | None = None
+                    ) -> Iterator[StreamDelta]:
+        return self.stream(self.chat_prompt_ids(messages), sampling_params)
+
+    # ---- batch API --------------------------------------------------------------------------
+    def generate(self, prompts: Prompt | Sequence[Prompt],
+                 sampling_params: SamplingParams | None = None) -> list[RequestOutput]:
+        if isinstance(prompts, str) or (prompts and isinstance(prompts[0], int)):
+            prompts = [prompts]
+        return [self._complete(p, sampling_params or SamplingParams()) for p in prompts]
+
+    def chat(self, messages: Messages | Sequence[Messages],
+             sampling_params: SamplingParams | None = None) -> list[RequestOutput]:
+        conversations = [messages] if messages and isinstance(messages[0], dict) else messages
+        return [self._complete(self.chat_prompt_ids(c), sampling_params or SamplingParams(),
+                               prompt_text=None) for c in conversations]
+
+    # ---- helpers ----------------------------------------------------------------------------
+    def chat_prompt_ids(self, messages: Messages) -> list[int]:
+        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def _prompt_ids(self, prompt: Prompt) -> list[int]:
+        return self.tokenizer.encode(prompt) if isinstance(prompt, str) else list(prompt)
+
+    def _complete(self, prompt: Prompt, params: SamplingParams,
+                  prompt_text: str | None = None) -> RequestOutput:
+        prompt_ids = self._prompt_ids(prompt)
+        texts, token_ids, finish_reason = [], [], None
+        for delta in stream_tokens(self.runner, self.tokenizer, prompt_ids, params):
+            texts.append(delta.text)
+            if delta.token_id is not None:
+                token_ids.append(delta.token_id)
+            finish_reason = delta.finish_reason
+        completion = CompletionOutput(0, "".join(texts), tuple(token_ids), finish_reason)
+        return RequestOutput(prompt if isinstance(prompt, str) else prompt_text,
+                             tuple(prompt_ids), (completion,))

@@ -1,0 +1,34 @@
+"""Shared fixtures. Real-model tests need the pulled default model: `make test` pulls it first;
+if it is missing the tests fail with the reason (they never skip)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+DEFAULT_TEST_MODEL = "qwen2.5-coder-0.5b-instruct"
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def model_path(name: str = DEFAULT_TEST_MODEL) -> Path:
+    override = os.environ.get("FASTCODER_TEST_GGUF")
+    if override and name == DEFAULT_TEST_MODEL:
+        return Path(override)
+    from fastcoder.errors import FastcoderError
+    from fastcoder.store.cache import resolve_model_path
+    try:
+        return resolve_model_path(name)
+    except FastcoderError as exc:
+        pytest.fail(f"model {name} unavailable: {exc.message} (run `fastcoder pull {name}`)")
+
+
+@pytest.fixture(scope="session")
+def qwen_path() -> Path:
+    return model_path()
+
+
+@pytest.fixture(scope="session")
+def qwen_llm(qwen_path):
+    from fastcoder.engine.llm import LLM
+    return LLM(str(qwen_path), max_model_len=1024)
