@@ -6,16 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gguf import GGUFReader
 
 from fastcoder.config import ModelConfig
 from fastcoder.errors import ModelFileError
 from fastcoder.loader.config_reader import config_from_metadata
-from fastcoder.loader.metadata import reader_metadata
+from fastcoder.loader.gguf_parse import GGUFFormatError, ParsedGGUF, TensorInfo, parse_gguf
 from fastcoder.quant.dequant import dequantize
-from fastcoder.quant.types import GGMLType
-
-GGUF_MAGIC = b"GGUF"
+from fastcoder.quant.types import GGMLType, row_nbytes, to_ggml_type
 
 
 @dataclass(frozen=True)
@@ -43,27 +40,35 @@ class GGUFModelFile:
     tensors: dict[str, QuantTensor]
 
 
+_FLOAT_DTYPES = {GGMLType.F32: np.float32, GGMLType.F16: np.float16}
+
+
+def _tensor_view(parsed: ParsedGGUF, info: TensorInfo, path: Path) -> QuantTensor:
+    ggml_type = to_ggml_type(info.ggml_type)
+    shape = tuple(int(d) for d in reversed(info.ne))                 # numpy order
+    num_rows = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
+    nbytes = num_rows * row_nbytes(ggml_type, info.ne[0])
+    start = parsed.data_offset + info.offset
+    if start + nbytes > len(parsed.buffer):
+        raise ModelFileError(f"{path}: truncated: tensor {info.name} needs bytes up to "
+                             f"{start + nbytes:,} but the file has {len(parsed.buffer):,}")
+    raw = parsed.buffer[start:start + nbytes]
+    if ggml_type in _FLOAT_DTYPES:
+        data = raw.view(_FLOAT_DTYPES[ggml_type]).reshape(shape)
+    else:
+        data = raw.reshape(num_rows, nbytes // num_rows)               # [rows, row_bytes]
+    return QuantTensor(name=info.name, ggml_type=ggml_type, shape=shape, data=data)
+
+
 def open_gguf(path: str | Path) -> GGUFModelFile:
     """Raises ModelFileError naming the file and what is wrong with it."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: model file not found")
-    with open(path, "rb") as f:
-        if f.read(4) != GGUF_MAGIC:
-            raise ModelFileError(f"{path}: not a GGUF file (bad magic bytes)")
     try:
-        reader = GGUFReader(str(path), "r")
-    except Exception as exc:  # gguf raises ValueError/IndexError/struct errors on bad files
-        raise ModelFileError(f"{path}: corrupt or truncated GGUF ({type(exc).__name__}: {exc})"
-                             ) from exc
-    metadata = reader_metadata(reader)
-    tensors = {}
-    for t in reader.tensors:
-        expected = int(np.prod(t.shape))
-        if t.data.size == 0 or t.n_elements != expected:
-            raise ModelFileError(f"{path}: tensor {t.name} is truncated")
-        tensors[t.name] = QuantTensor(
-            name=t.name, ggml_type=GGMLType(int(t.tensor_type)),
-            shape=tuple(int(d) for d in reversed(t.shape)), data=t.data)
-    return GGUFModelFile(path=path, config=config_from_metadata(metadata, str(path)),
-                         metadata=metadata, tensors=tensors)
+        parsed = parse_gguf(path)
+    except GGUFFormatError as exc:
+        raise ModelFileError(f"{path}: {exc}") from exc
+    tensors = {info.name: _tensor_view(parsed, info, path) for info in parsed.tensor_infos}
+    return GGUFModelFile(path=path, config=config_from_metadata(parsed.metadata, str(path)),
+                         metadata=parsed.metadata, tensors=tensors)
