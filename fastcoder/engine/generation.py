@@ -44,17 +44,22 @@ def stream_tokens(runner: ModelRunner, tokenizer: Tokenizer, prompt_ids: list[in
     for num_generated in range(1, max_new + 1):
         token_id = sampler(logits, prompt_set, output_counts)
         if token_id in stop_ids:
-            yield StreamDelta(matcher.flush() + detokenizer.flush(), None, "stop")
+            yield StreamDelta(_drain(detokenizer, matcher), None, "stop")
             return
         output_counts[token_id] += 1
-        text, stopped = matcher.feed(detokenizer.add(token_id))
+        text, stopped = matcher.feed(detokenizer.push(token_id))
         if stopped:
             yield StreamDelta(text, token_id, "stop")
             return
         if num_generated == max_new:
-            yield StreamDelta(text + matcher.feed(detokenizer.flush())[0] + matcher.flush(),
-                              token_id, "length")
+            yield StreamDelta(text + _drain(detokenizer, matcher), token_id, "length")
             return
         yield StreamDelta(text, token_id)
         logits = runner.decode(token_id, position)
         position += 1
+
+
+def _drain(detokenizer, matcher: StopStringMatcher) -> str:
+    """Text still held back at the end: undecoded bytes, then a possible stop-string prefix."""
+    text, stopped = matcher.feed(detokenizer.finish())
+    return text if stopped else text + matcher.flush()
