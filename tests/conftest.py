@@ -32,3 +32,16 @@ def qwen_path() -> Path:
 def qwen_llm(qwen_path):
     from fastcoder.engine.llm import LLM
     return LLM(str(qwen_path), max_model_len=1024)
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory) -> Path:
+    """A 2-layer random qwen2 model with a byte-level vocabulary (context 64 tokens)."""
+    from tests.helpers.tiny_gguf import write_tiny_qwen2
+    return write_tiny_qwen2(tmp_path_factory.mktemp("tiny") / "tiny-qwen2.gguf")
+
+
+@pytest.fixture(scope="session")
+def tiny_llm(tiny_gguf):
+    from fastcoder.engine.llm import LLM
+    return LLM(str(tiny_gguf))

@@ -8,6 +8,7 @@ from typing import Iterable
 
 from fastcoder.outputs import StreamDelta
 from fastcoder.sampling_params import SamplingParams
+from fastcoder.store.cache import resolve_model_path
 from fastcoder.store.catalog import DEFAULT_MODEL
 
 
@@ -47,7 +48,13 @@ def sampling_params_from_args(args: argparse.Namespace) -> SamplingParams:
 
 
 def load_llm(args: argparse.Namespace):
+    """Loads the model, pulling a catalog model first if it is not in the cache (as ollama)."""
     from fastcoder.engine.llm import LLM
+    from fastcoder.store import ModelNotPulledError, pull
+    try:
+        resolve_model_path(args.model)
+    except ModelNotPulledError:
+        pull(args.model)
     llm = LLM(args.model, max_model_len=args.max_model_len, threads=args.threads)
     if args.verbose:
         s = llm.load_stats
