@@ -1,4 +1,4 @@
-"""Regenerates tests/fixtures/tokenizer_<pre>.json: transformers' tokenizer, loaded from the same
+"""Regenerates tests/fixtures/tokenizer_<architecture>.json: transformers' tokenizer, loaded from the same
 GGUF (`AutoTokenizer.from_pretrained(dir, gguf_file=...)`), as the reference for
 `fastcoder.tokenizer`. Needs the `reference` extra; the tests that read the fixture do not.
 
@@ -6,12 +6,11 @@ The corpus (fixed seed) holds Python standard-library excerpts of varied sizes, 
 emoji, accents both composed and decomposed, right-to-left scripts), whitespace runs, and text
 with special tokens. Each entry records the text and transformers' ids; special-token entries
 also record `decode(ids, skip_special_tokens=True)`. Chat renderings and FIM prompts are
-recorded too, plus a fingerprint of the vocabulary so a test against another file fails
+recorded too (when the model has a template / FIM tokens), plus a fingerprint of the vocabulary so a test against another file fails
 clearly."""
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import random
 import sys
@@ -22,8 +21,8 @@ from pathlib import Path
 SEED = 20260101
 NUM_STDLIB = 230
 MAX_CHARS = 2000
-SPECIALS = ["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>",
-            "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>", "<tool_call>", "</tool_call>", "<|vision_start|>"]
+NUM_FIRST_CONTROL, NUM_SAMPLED = 8, 4
+CONTROL, USER_DEFINED = 3, 4          # tokenizer.ggml.token_type values
 
 UNICODE_TEXTS = [
     "你好，世界！这是一个测试。", "def 计算(数值):\n    return 数值 * 2  # 中文注释", "日本語のテキスト、カタカナとひらがな。",
@@ -72,6 +71,7 @@ SPECIAL_TEXTS = [
     " <|im_end|> spaces around ", "\n<|im_start|>\n", "<tool_call>\n{\"name\": \"f\", \"arguments\": {}}\n</tool_call>",
     "x<|im_end|>y<|im_start|>z", "<|im_start|><|im_end|>", "emoji 🎉<|im_end|>🎉", "<|vision_start|><|image_pad|><|vision_end|>",
     "<|object_ref_start|>obj<|object_ref_end|><|box_start|>(1,2)<|box_end|>",
+    "<start_of_turn>user\nhi<end_of_turn>\n<start_of_turn>model\n", "<bos><eos><pad><unk> <mask>",
 ]
 
 CONVERSATIONS = [
@@ -102,15 +102,6 @@ FIM_CASES = [
 ]
 
 
-def vocab_fingerprint(tokens: list[str], merges: list[str]) -> str:
-    """sha256 over the GGUF token texts and merges (the same function the tests use)."""
-    digest = hashlib.sha256()
-    for part in (tokens, merges):
-        digest.update("\n".join(part).encode("utf-8"))
-        digest.update(b"\x00")
-    return digest.hexdigest()
-
-
 def stdlib_excerpts(rng: random.Random, count: int) -> list[str]:
     """Excerpts starting at a line start, lengths log-uniform in [10, MAX_CHARS] characters."""
     lib = Path(sysconfig.get_paths()["stdlib"])
@@ -133,20 +124,33 @@ def stdlib_excerpts(rng: random.Random, count: int) -> list[str]:
     return out
 
 
-def build_corpus(rng: random.Random) -> list[tuple[str, str]]:
-    """(category, text) pairs."""
+def model_specials(metadata: dict, rng: random.Random) -> list[str]:
+    """The file's first control tokens plus a sample of its other control and user-defined ones."""
+    tokens, types = metadata["tokenizer.ggml.tokens"], metadata["tokenizer.ggml.token_type"]
+    control = [t for t, k in zip(tokens, types) if k == CONTROL]
+    user_defined = [t for t, k in zip(tokens, types) if k == USER_DEFINED]
+    rest = control[NUM_FIRST_CONTROL:]
+    return (control[:NUM_FIRST_CONTROL] + rng.sample(rest, min(NUM_SAMPLED, len(rest)))
+            + rng.sample(user_defined, min(NUM_SAMPLED, len(user_defined))))
+
+
+def build_corpus(rng: random.Random, specials: list[str]) -> list[tuple[str, str]]:
+    """(category, text) pairs; SPECIAL_TEXTS are Qwen's markers (plain text for other models)."""
     corpus = [("stdlib", t) for t in stdlib_excerpts(rng, NUM_STDLIB)]
     corpus += [("unicode", t) for t in UNICODE_TEXTS]
     corpus += [("whitespace", t) for t in WHITESPACE_TEXTS]
     corpus += [("misc", t) for t in MISC_TEXTS]
     corpus += [("special", t) for t in SPECIAL_TEXTS]
+    for i in range(len(specials)):
+        a, b = specials[i], specials[(i * 7 + 3) % len(specials)]
+        corpus.append(("special", f"{a}text {b}\n{a}{a} x"))
     # Random mixes: code with unicode, whitespace runs and special tokens spliced in.
-    pieces = UNICODE_TEXTS + WHITESPACE_TEXTS + SPECIALS + [" ", "\n", "\t", "  ", "\r\n"]
+    pieces = UNICODE_TEXTS + WHITESPACE_TEXTS + specials + [" ", "\n", "\t", "  ", "\r\n"]
     for i in range(40):
         base = list(stdlib_excerpts(rng, 1)[0][:600])
         for _ in range(rng.randint(1, 6)):
             base.insert(rng.randrange(len(base) + 1), rng.choice(pieces))
-        category = "special" if any(s in "".join(base) for s in SPECIALS) else "mixed"
+        category = "special" if any(s in "".join(base) for s in specials) else "mixed"
         corpus.append((category, "".join(base)))
     for _ in range(20):  # pure whitespace soup
         corpus.append(("whitespace", "".join(rng.choice([" ", "\t", "\n", "\r\n", "\r", "  ", "x"])
@@ -170,13 +174,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="qwen2.5-coder-0.5b-instruct")
     parser.add_argument("--path", default=None, help="GGUF path (default: the pulled model)")
-    parser.add_argument("--out", default=None, help="default: tests/fixtures/tokenizer_<tokenizer.ggml.pre>.json")
+    parser.add_argument("--out", default=None, help="default: tests/fixtures/tokenizer_<general.architecture>.json")
     args = parser.parse_args()
     import tokenizers
     import transformers
     from transformers import AutoTokenizer
 
     from fastcoder.loader.metadata import read_metadata
+    from fastcoder.tokenizer import GgufVocab
 
     if args.path:
         gguf_path = Path(args.path)
@@ -191,10 +196,10 @@ def main() -> None:
 
     rng = random.Random(SEED)
     entries = []
-    for category, text in build_corpus(rng):
+    for category, text in build_corpus(rng, model_specials(metadata, random.Random(SEED))):
         ids = ref.encode(text, add_special_tokens=True)
         entry = {"category": category, "text": text, "ids": ids}
-        decoded = ref.decode(ids)
+        decoded = ref.decode(ref.encode(text, add_special_tokens=False))    # without BOS
         if decoded != text:
             entry["reference_decode"] = decoded
             print(f"note: transformers does not round-trip {text[:40]!r}", file=sys.stderr)
@@ -203,19 +208,18 @@ def main() -> None:
         entries.append(entry)
 
     chats = []
-    for conv in CONVERSATIONS:
+    for conv in CONVERSATIONS if metadata.get("tokenizer.chat_template") else []:
         kwargs = {"tools": conv["tools"]} if "tools" in conv else {}
         rendered = ref.apply_chat_template(conv["messages"], tokenize=False,
                                            add_generation_prompt=conv["add_generation_prompt"], **kwargs)
         chats.append({**conv, "rendered": rendered, "ids": ref.encode(rendered, add_special_tokens=False)})
 
     fim = []
-    for prefix, suffix in FIM_CASES:
+    for prefix, suffix in FIM_CASES if "<|fim_prefix|>" in ref.get_vocab() else []:
         text = f"<|fim_prefix|>{prefix}<|fim_suffix|>{suffix}<|fim_middle|>"
         fim.append({"prefix": prefix, "suffix": suffix, "ids": ref.encode(text, add_special_tokens=True)})
 
-    pre = metadata.get("tokenizer.ggml.pre", "default")
-    out_path = Path(args.out or f"tests/fixtures/tokenizer_{pre}.json")
+    out_path = Path(args.out or f"tests/fixtures/tokenizer_{metadata['general.architecture']}.json")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     path_arg = f" --path {args.path}" if args.path else ""
     fixture = {
@@ -223,8 +227,7 @@ def main() -> None:
         "reference": (f"transformers {transformers.__version__} AutoTokenizer.from_pretrained(dir, gguf_file=...), "
                       f"tokenizers {tokenizers.__version__}, python {sys.version.split()[0]} stdlib, seed {SEED}"),
         "gguf_file": gguf_path.name,
-        "vocab_fingerprint": vocab_fingerprint(metadata["tokenizer.ggml.tokens"],
-                                               metadata.get("tokenizer.ggml.merges") or []),
+        "vocab_fingerprint": GgufVocab.from_metadata(metadata).fingerprint,
         "num_tokens": len(metadata["tokenizer.ggml.tokens"]),
         "entries": entries, "chats": chats, "fim": fim,
     }

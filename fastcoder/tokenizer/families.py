@@ -7,10 +7,12 @@ from typing import Callable, Mapping
 from fastcoder.tokenizer.backend import BuiltTokenizer
 from fastcoder.tokenizer.byte_level import build_byte_level
 from fastcoder.tokenizer.errors import UnsupportedTokenizerError
+from fastcoder.tokenizer.sentencepiece import build_sentencepiece
 from fastcoder.tokenizer.vocab import GgufVocab
 
 TOKENIZER_FAMILIES: Mapping[str, Callable[[GgufVocab], BuiltTokenizer]] = MappingProxyType({
     "gpt2": build_byte_level,
+    "llama": build_sentencepiece,
 })
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
+from typing import Callable, Mapping
 
 from fastcoder.tokenizer.vocab import GgufVocab
 
@@ -44,31 +44,32 @@ class SpecialTokens:
     stop_ids: frozenset[int]            # end-of-generation set
 
 
-def _find(vocab: GgufVocab, token_to_id: Mapping[str, int], role: str) -> int | None:
+def _find(vocab: GgufVocab, token_to_id: Callable[[str], int | None], role: str) -> int | None:
     names, texts = DETECTED_ROLES[role]
     for name in names:
         if (token_id := vocab.special_id(name)) is not None:
             return token_id
     for text in texts:
-        if (token_id := token_to_id.get(text)) is not None:
+        if (token_id := token_to_id(text)) is not None:
             return token_id
     return None
 
 
-def resolve_special_tokens(vocab: GgufVocab, token_to_id: Mapping[str, int]) -> SpecialTokens:
-    """`token_to_id` maps the GGUF token texts (as stored in the file) to ids."""
+def resolve_special_tokens(vocab: GgufVocab, token_to_id: Callable[[str], int | None]) -> SpecialTokens:
+    """`token_to_id` looks up a token text (None when absent)."""
     role_to_id = {}
     for role in DETECTED_ROLES:
         if (token_id := _find(vocab, token_to_id, role)) is not None:
             role_to_id[role] = token_id
     eos_id = vocab.special_id("eos")
     stop_ids = {role_to_id[r] for r in ("fim_pad", "fim_rep", "fim_sep", "eot", "eom") if r in role_to_id}
-    stop_ids.update(token_to_id[text] for text in EOG_TEXTS if text in token_to_id)
+    text_to_eog = {text: token_to_id(text) for text in EOG_TEXTS}
+    stop_ids.update(i for i in text_to_eog.values() if i is not None)
     if eos_id is not None:
         stop_ids.add(eos_id)
-    if {"<|return|>", "<|call|>", "<|end|>"} <= token_to_id.keys():
+    if None not in (text_to_eog["<|return|>"], text_to_eog["<|call|>"], text_to_eog["<|end|>"]):
         # gpt-oss (harmony): "<|end|>" closes a message, not the generation (llama.cpp does the same).
-        stop_ids.discard(token_to_id["<|end|>"])
+        stop_ids.discard(text_to_eog["<|end|>"])
     return SpecialTokens(
         bos_id=vocab.special_id("bos"), eos_id=eos_id, pad_id=vocab.special_id("padding"),
         unk_id=vocab.special_id("unknown"), role_to_id=MappingProxyType(role_to_id),

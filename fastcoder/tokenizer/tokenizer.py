@@ -24,8 +24,7 @@ class Tokenizer:
         self.vocab_size: int = vocab.num_tokens
         self.add_bos_token: bool = vocab.add_bos
         self.add_eos_token: bool = vocab.add_eos
-        text_to_id = dict(zip(vocab.tokens, range(vocab.num_tokens)))
-        special = resolve_special_tokens(vocab, text_to_id)
+        special = resolve_special_tokens(vocab, self._backend.token_to_id)
         self.bos_token_id: int | None = special.bos_id
         self.eos_token_id: int | None = special.eos_id
         self.pad_token_id: int | None = special.pad_id

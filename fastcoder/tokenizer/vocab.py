@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -39,6 +40,15 @@ class GgufVocab:
     @property
     def num_tokens(self) -> int:
         return len(self.tokens)
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 over token texts and merges: identifies a vocabulary (golden fixtures record it)."""
+        digest = hashlib.sha256()
+        for part in (self.tokens, self.merges):
+            digest.update("\n".join(part).encode("utf-8"))
+            digest.update(b"\x00")
+        return digest.hexdigest()
 
     def special_id(self, name: str) -> int | None:
         return self.special_ids.get(name)

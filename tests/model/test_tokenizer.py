@@ -4,27 +4,17 @@ tests/fixtures/tokenizer_<architecture>.json by scripts/make_tokenizer_golden.py
 not need transformers)."""
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import pytest
 
 from fastcoder.loader.metadata import read_metadata
-from fastcoder.tokenizer import NoChatTemplateError, Tokenizer
+from fastcoder.tokenizer import GgufVocab, NoChatTemplateError, Tokenizer
 from tests.conftest import FIXTURES, model_path
 
 # fixture architecture -> catalog model; both must be pulled (Gemma is the sentencepiece case).
 MODELS = {"qwen2": "qwen2.5-coder-0.5b-instruct", "gemma3": "gemma-3-270m"}
-
-
-def _vocab_fingerprint(tokens: list[str], merges: list[str]) -> str:
-    # Same as scripts/make_tokenizer_golden.py::vocab_fingerprint.
-    digest = hashlib.sha256()
-    for part in (tokens, merges):
-        digest.update("\n".join(part).encode("utf-8"))
-        digest.update(b"\x00")
-    return digest.hexdigest()
 
 
 class Case:
@@ -59,9 +49,7 @@ def _first_diff(a: list[int], b: list[int]) -> int:
 def test_fixture_is_for_this_vocabulary(case):
     golden = case.golden
     assert len(golden["entries"]) >= 300
-    fingerprint = _vocab_fingerprint(case.metadata["tokenizer.ggml.tokens"],
-                                     case.metadata.get("tokenizer.ggml.merges") or [])
-    assert fingerprint == golden["vocab_fingerprint"], (
+    assert GgufVocab.from_metadata(case.metadata).fingerprint == golden["vocab_fingerprint"], (
         f"tokenizer_{case.arch}.json was made from another vocabulary ({golden['gguf_file']}); "
         f"regenerate it: {golden['command']}")
 
