@@ -25,6 +25,7 @@ pull: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/fastcoder pull qwen2.5-coder-0.5b-instruct
+	$(BIN)/fastcoder pull gemma-3-270m
 	$(BIN)/python -m pytest -q tests
 
 unit: $(STAMP)
