@@ -47,15 +47,19 @@ def sampling_params_from_args(args: argparse.Namespace) -> SamplingParams:
         max_tokens=args.max_tokens, stop=tuple(args.stop))
 
 
-def load_llm(args: argparse.Namespace):
-    """Loads the model, pulling a catalog model first if it is not in the cache (as ollama)."""
-    from fastcoder.engine.llm import LLM
+def ensure_pulled(model: str):
+    """Path of the model, pulling a catalog model first if it is not in the cache (as ollama)."""
     from fastcoder.store import ModelNotPulledError, pull
     try:
-        resolve_model_path(args.model)
+        return resolve_model_path(model)
     except ModelNotPulledError:
-        pull(args.model)
-    llm = LLM(args.model, max_model_len=args.max_model_len, threads=args.threads)
+        return pull(model)
+
+
+def load_llm(args: argparse.Namespace):
+    from fastcoder.engine.llm import LLM
+    llm = LLM(str(ensure_pulled(args.model)), max_model_len=args.max_model_len,
+              threads=args.threads)
     if args.verbose:
         s = llm.load_stats
         print(f"[loaded {llm.model_path.name} in {s.load_s:.2f} s, {s.num_threads} threads, "

@@ -13,6 +13,7 @@ SUBCOMMAND_MODULES = {
     "list": "fastcoder.cli.list_cmd",
     "run": "fastcoder.cli.run_cmd",
     "generate": "fastcoder.cli.generate_cmd",
+    "bench": "fastcoder.cli.bench_cmd",
 }
 
 

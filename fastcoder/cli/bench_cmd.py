@@ -1,0 +1,104 @@
+"""`fastcoder bench [model|kernels]`: speed, measured side by side with the machine's bandwidth
+and, with --compare llama.cpp, llama.cpp on the same GGUF and threads, in one run."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from fastcoder.store.catalog import DEFAULT_MODEL
+
+SUITES = ("model", "kernels")
+PEERS = ("llama.cpp",)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="measure prefill/decode speed (optionally against llama.cpp)",
+        description="model: prefill and decode tokens/s, load time, peak RSS, read bandwidth and "
+                    "decode as a fraction of the bandwidth bound. kernels: GEMV GB/s per quant "
+                    "type against the measured bandwidth.")
+    parser.add_argument("suite", nargs="?", default="model", choices=SUITES)
+    parser.add_argument("-m", "--model", default=DEFAULT_MODEL,
+                        help=f"catalog name or .gguf path (default: {DEFAULT_MODEL})")
+    parser.add_argument("--prompt-tokens", type=int, default=512)
+    parser.add_argument("--gen-tokens", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for every engine (default: physical cores)")
+    parser.add_argument("--compare", choices=PEERS, default=None,
+                        help="also measure this peer on the same GGUF and threads")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from fastcoder.engine.threads import physical_cores
+    threads = args.threads or physical_cores()
+    report = SUITE_RUNNERS[args.suite](args, threads)
+    if args.json:
+        print(json.dumps(report, indent=None, sort_keys=False))
+    else:
+        print_table(report)
+    return 0
+
+
+def run_model_suite(args: argparse.Namespace, threads: int) -> dict:
+    from fastcoder.bench.bandwidth import measure_read_bandwidth
+    from fastcoder.bench.model_bench import bench_fastcoder, bench_prompt
+    from fastcoder.cli.common import ensure_pulled
+    model_path = ensure_pulled(args.model)
+    ours = bench_fastcoder(str(model_path), args.prompt_tokens, args.gen_tokens, threads)
+    bandwidth = measure_read_bandwidth(threads)
+    bound_tok_s = bandwidth * 1e9 / ours.weight_bytes_per_token
+    report = {
+        "model": ours.model, "threads": threads,
+        "prompt_tokens": args.prompt_tokens, "gen_tokens": args.gen_tokens,
+        "prefill_tok_s": round(ours.prefill_tok_s, 2), "decode_tok_s": round(ours.decode_tok_s, 2),
+        "load_s": round(ours.load_s, 3), "peak_rss_mb": round(ours.peak_rss_mb, 1),
+        "weight_mb_per_token": round(ours.weight_bytes_per_token / 1e6, 1),
+        "bandwidth_gb_s": round(bandwidth, 2),
+        "decode_bound_tok_s": round(bound_tok_s, 2),
+        "decode_bandwidth_fraction": round(ours.decode_tok_s / bound_tok_s, 3),
+    }
+    if args.compare == "llama.cpp":
+        from fastcoder.bench.llama_cpp_bench import bench_llama_cpp
+        from fastcoder.loader.metadata import read_metadata
+        vocab_size = len(read_metadata(model_path).get("tokenizer.ggml.tokens", [])) or 32000
+        peer = bench_llama_cpp(model_path, bench_prompt(vocab_size, args.prompt_tokens),
+                               args.gen_tokens, threads)
+        report["llama_cpp"] = {k: round(v, 2) if isinstance(v, float) else v
+                               for k, v in peer.to_dict().items()}
+        report["llama_cpp"]["decode_bandwidth_fraction"] = round(peer.decode_tok_s / bound_tok_s, 3)
+        report["prefill_ratio"] = round(ours.prefill_tok_s / peer.prefill_tok_s, 3)
+        report["decode_ratio"] = round(ours.decode_tok_s / peer.decode_tok_s, 3)
+    return report
+
+
+def run_kernel_suite(args: argparse.Namespace, threads: int) -> dict:
+    from fastcoder.bench.bandwidth import measure_read_bandwidth
+    from fastcoder.bench.kernels import run_kernel_bench
+    bandwidth = measure_read_bandwidth(threads)
+    return {"threads": threads, "bandwidth_gb_s": round(bandwidth, 2),
+            "kernels": run_kernel_bench(threads)}
+
+
+SUITE_RUNNERS = {"model": run_model_suite, "kernels": run_kernel_suite}
+
+
+def print_table(report: dict) -> None:
+    rows = report.pop("kernels", None)
+    peer = report.pop("llama_cpp", None)
+    width = max(len(k) for k in report)
+    for key, value in report.items():
+        print(f"{key:<{width}}  {value}")
+    if peer:
+        print("llama.cpp (same GGUF, same threads):")
+        for key, value in peer.items():
+            print(f"  {key:<{width - 2}}  {value}")
+    if rows:
+        columns = list(rows[0])
+        print("  ".join(f"{c:>14}" for c in columns))
+        for row in rows:
+            print("  ".join(f"{row[c]:>14.3f}" if isinstance(row[c], float) else f"{row[c]:>14}"
+                            for c in columns))
+    sys.stdout.flush()
