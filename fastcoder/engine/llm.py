@@ -14,6 +14,7 @@ from typing import Iterator, Sequence
 from fastcoder.engine.generation import stream_tokens
 from fastcoder.engine.runner import ModelRunner
 from fastcoder.engine.threads import set_threads
+from fastcoder.layers.linear import DequantizedLinear
 from fastcoder.loader.gguf_file import open_gguf
 from fastcoder.outputs import CompletionOutput, RequestOutput, StreamDelta
 from fastcoder.sampling_params import SamplingParams
@@ -43,7 +44,7 @@ class LLM:
         self.config = gguf.config
         self.tokenizer = Tokenizer.from_metadata(gguf.metadata)
         max_model_len = min(max_model_len or DEFAULT_MAX_MODEL_LEN, gguf.config.context_length)
-        self.runner = ModelRunner(gguf, max_model_len)
+        self.runner = ModelRunner(gguf, max_model_len, DequantizedLinear)
         self.load_stats = LoadStats(time.perf_counter() - started, num_threads, max_model_len)
 
     # ---- streaming ------------------------------------------------------------------------

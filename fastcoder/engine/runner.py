@@ -5,16 +5,17 @@ import torch
 
 from fastcoder.loader.gguf_file import GGUFModelFile
 from fastcoder.layers.kv_cache import KVCache
+from fastcoder.layers.linear import LinearFactory
 from fastcoder.model.registry import model_class_for
 
 
 class ModelRunner:
-    def __init__(self, gguf: GGUFModelFile, max_model_len: int):
+    def __init__(self, gguf: GGUFModelFile, max_model_len: int, linear: LinearFactory):
         self.config = gguf.config
         self.max_model_len = max_model_len
         model_class = model_class_for(gguf.config.architecture)
         with torch.inference_mode():
-            self.model = model_class(gguf, max_model_len)
+            self.model = model_class(gguf, max_model_len, linear)
         c = self.config
         self.cache = KVCache(c.num_layers, max_model_len, c.num_kv_heads, c.head_dim)
         # Token ids whose K/V are in the cache, so a new prompt that shares a prefix with the last

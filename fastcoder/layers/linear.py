@@ -1,6 +1,8 @@
 """Linear layers over GGUF weights and the quantized embedding lookup."""
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 
@@ -8,7 +10,11 @@ from fastcoder.loader.gguf_file import QuantTensor
 from fastcoder.quant.dequant import dequantize
 
 
-class Linear(torch.nn.Module):
+# (weight, bias) -> module computing x W^T + b; models build every projection through one.
+LinearFactory = Callable[[QuantTensor, "QuantTensor | None"], torch.nn.Module]
+
+
+class DequantizedLinear(torch.nn.Module):
     """Reference path: the weight is dequantized to fp32 once at load. y = x W^T + b."""
 
     def __init__(self, weight: QuantTensor, bias: QuantTensor | None = None):

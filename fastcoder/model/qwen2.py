@@ -7,41 +7,22 @@ import torch.nn.functional as F
 from fastcoder.config import ModelConfig
 from fastcoder.layers.attention import cached_attention
 from fastcoder.layers.kv_cache import KVCache
-from fastcoder.layers.linear import Linear, QuantEmbedding
+from fastcoder.layers.linear import LinearFactory, QuantEmbedding
 from fastcoder.layers.norm import RMSNorm
 from fastcoder.layers.rotary import RotaryEmbedding
-from fastcoder.loader.gguf_file import GGUFModelFile, QuantTensor
+from fastcoder.loader.gguf_file import GGUFModelFile
 from fastcoder.model.registry import register_model
-
-
-class Weights:
-    """Named access to a GGUF file's tensors with a clear error for a missing one."""
-
-    def __init__(self, gguf: GGUFModelFile):
-        self.gguf = gguf
-
-    def get(self, name: str) -> QuantTensor:
-        from fastcoder.errors import ModelFileError
-        tensor = self.gguf.tensors.get(name)
-        if tensor is None:
-            raise ModelFileError(f"{self.gguf.path}: missing tensor {name}")
-        return tensor
-
-    def optional(self, name: str) -> QuantTensor | None:
-        return self.gguf.tensors.get(name)
-
-    def vector(self, name: str) -> torch.Tensor:
-        return torch.from_numpy(self.get(name).dequantize())
+from fastcoder.model.weights import Weights
 
 
 class Qwen2Attention(torch.nn.Module):
     def __init__(self, config: ModelConfig, w: Weights, prefix: str, rotary: RotaryEmbedding):
         super().__init__()
         self.config = config
-        self.q_proj = Linear(w.get(f"{prefix}.attn_q.weight"), w.optional(f"{prefix}.attn_q.bias"))
-        self.k_proj = Linear(w.get(f"{prefix}.attn_k.weight"), w.optional(f"{prefix}.attn_k.bias"))
-        self.v_proj = Linear(w.get(f"{prefix}.attn_v.weight"), w.optional(f"{prefix}.attn_v.bias"))
-        self.o_proj = Linear(w.get(f"{prefix}.attn_output.weight"))
+        self.q_proj = w.linear(f"{prefix}.attn_q.weight", f"{prefix}.attn_q.bias")
+        self.k_proj = w.linear(f"{prefix}.attn_k.weight", f"{prefix}.attn_k.bias")
+        self.v_proj = w.linear(f"{prefix}.attn_v.weight", f"{prefix}.attn_v.bias")
+        self.o_proj = w.linear(f"{prefix}.attn_output.weight")
         self.rotary = rotary
         self.scale = config.head_dim ** -0.5
 
@@ -60,9 +41,9 @@ class Qwen2Attention(torch.nn.Module):
 class SwiGLU(torch.nn.Module):
     def __init__(self, w: Weights, prefix: str):
         super().__init__()
-        self.gate_proj = Linear(w.get(f"{prefix}.ffn_gate.weight"))
-        self.up_proj = Linear(w.get(f"{prefix}.ffn_up.weight"))
-        self.down_proj = Linear(w.get(f"{prefix}.ffn_down.weight"))
+        self.gate_proj = w.linear(f"{prefix}.ffn_gate.weight")
+        self.up_proj = w.linear(f"{prefix}.ffn_up.weight")
+        self.down_proj = w.linear(f"{prefix}.ffn_down.weight")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:              # [num_tokens, hidden]
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
@@ -85,10 +66,10 @@ class Qwen2Block(torch.nn.Module):
 
 @register_model("qwen2")
 class Qwen2Model(torch.nn.Module):
-    def __init__(self, gguf: GGUFModelFile, max_positions: int):
+    def __init__(self, gguf: GGUFModelFile, max_positions: int, linear: LinearFactory):
         super().__init__()
         config = self.config = gguf.config
-        w = Weights(gguf)
+        w = Weights(gguf, linear)
         rotary = RotaryEmbedding(config.head_dim, max_positions, config.rope_theta,
                                  config.rope_scaling_factor)
         self.embed = QuantEmbedding(w.get("token_embd.weight"))
@@ -96,7 +77,7 @@ class Qwen2Model(torch.nn.Module):
             Qwen2Block(config, w, i, rotary) for i in range(config.num_layers))
         self.norm = RMSNorm(w.vector("output_norm.weight"), config.rms_norm_eps)
         # Tied embeddings: no output.weight in the file, the embedding matrix is the head.
-        self.lm_head = Linear(w.optional("output.weight") or w.get("token_embd.weight"))
+        self.lm_head = linear(w.optional("output.weight") or w.get("token_embd.weight"), None)
 
     def forward(self, token_ids: torch.Tensor, positions: torch.Tensor,
                 cache: KVCache) -> torch.Tensor:
