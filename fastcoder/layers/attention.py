@@ -15,11 +15,15 @@ def cached_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, position
     num_tokens, num_heads, head_dim = q.shape
     cache.write(layer, positions, k, v)
     total = int(positions[-1]) + 1
+    start = max(0, total - sliding_window - num_tokens + 1) if sliding_window else 0
     keys, values = cache.read(layer, total)                      # [total, kv_heads, head_dim]
-    key_pos = torch.arange(total)
-    mask = key_pos[None, :] <= positions[:, None]                # [num_tokens, total]
-    if sliding_window:
-        mask &= key_pos[None, :] > positions[:, None] - sliding_window
+    keys, values = keys[start:], values[start:]
+    mask = None
+    if num_tokens > 1 or (sliding_window and total - start > sliding_window):
+        key_pos = torch.arange(start, total)
+        mask = key_pos[None, :] <= positions[:, None]            # [num_tokens, total - start]
+        if sliding_window:
+            mask &= key_pos[None, :] > positions[:, None] - sliding_window
     out = F.scaled_dot_product_attention(
         q.transpose(0, 1), keys.transpose(0, 1), values.transpose(0, 1),   # [heads, tokens, dim]
         attn_mask=mask, scale=scale, enable_gqa=True)

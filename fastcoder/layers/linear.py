@@ -1,7 +1,7 @@
 """Linear layers over GGUF weights and the quantized embedding lookup."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -10,18 +10,29 @@ from fastcoder.loader.gguf_file import QuantTensor
 from fastcoder.quant.dequant import dequantize
 
 
-# (weight, bias) -> module computing x W^T + b; models build every projection through one.
-LinearFactory = Callable[[QuantTensor, "QuantTensor | None"], torch.nn.Module]
+# (weights, biases) -> module computing x [W1; W2; ...]^T + [b1; b2; ...]: several projections
+# of the same input (q/k/v, gate/up) fused into one call. Models build every projection with one.
+LinearFactory = Callable[[Sequence[QuantTensor], Sequence["QuantTensor | None"]], torch.nn.Module]
+
+
+def fused_bias(weights: Sequence[QuantTensor], biases: Sequence[QuantTensor | None]
+               ) -> torch.Tensor | None:
+    """Concatenated biases ([sum of out features]); zeros where a projection has none."""
+    if all(b is None for b in biases):
+        return None
+    return torch.cat([torch.from_numpy(b.dequantize()) if b is not None
+                      else torch.zeros(w.shape[0]) for w, b in zip(weights, biases)])
 
 
 class DequantizedLinear(torch.nn.Module):
     """Reference path: the weight is dequantized to fp32 once at load. y = x W^T + b."""
 
-    def __init__(self, weight: QuantTensor, bias: QuantTensor | None = None):
+    def __init__(self, weights: Sequence[QuantTensor], biases: Sequence[QuantTensor | None]):
         super().__init__()
-        self.in_features, self.out_features = weight.shape[1], weight.shape[0]
-        self.weight = torch.from_numpy(weight.dequantize())         # [out, in]
-        self.bias = torch.from_numpy(bias.dequantize()) if bias is not None else None
+        self.in_features = weights[0].shape[1]
+        self.weight = torch.cat([torch.from_numpy(w.dequantize()) for w in weights])  # [out, in]
+        self.out_features = self.weight.shape[0]
+        self.bias = fused_bias(weights, biases)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:             # [num_tokens, in]
         return torch.nn.functional.linear(x, self.weight, self.bias)  # [num_tokens, out]

@@ -16,51 +16,54 @@ from fastcoder.model.weights import Weights
 
 
 class Qwen2Attention(torch.nn.Module):
-    def __init__(self, config: ModelConfig, w: Weights, prefix: str, rotary: RotaryEmbedding):
+    def __init__(self, config: ModelConfig, w: Weights, prefix: str):
         super().__init__()
         self.config = config
-        self.q_proj = w.linear(f"{prefix}.attn_q.weight", f"{prefix}.attn_q.bias")
-        self.k_proj = w.linear(f"{prefix}.attn_k.weight", f"{prefix}.attn_k.bias")
-        self.v_proj = w.linear(f"{prefix}.attn_v.weight", f"{prefix}.attn_v.bias")
+        self.qkv_proj = w.fused_linear(
+            [f"{prefix}.attn_q.weight", f"{prefix}.attn_k.weight", f"{prefix}.attn_v.weight"],
+            [f"{prefix}.attn_q.bias", f"{prefix}.attn_k.bias", f"{prefix}.attn_v.bias"])
         self.o_proj = w.linear(f"{prefix}.attn_output.weight")
-        self.rotary = rotary
+        self.split = (config.q_size, config.kv_size, config.kv_size)
         self.scale = config.head_dim ** -0.5
 
-    def forward(self, x: torch.Tensor, positions: torch.Tensor, cache: KVCache,
-                layer: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor],
+                positions: torch.Tensor, cache: KVCache, layer: int) -> torch.Tensor:
         c = self.config
         num_tokens = x.shape[0]
-        q = self.q_proj(x).view(num_tokens, c.num_heads, c.head_dim)
-        k = self.k_proj(x).view(num_tokens, c.num_kv_heads, c.head_dim)
-        v = self.v_proj(x).view(num_tokens, c.num_kv_heads, c.head_dim)
-        q, k = self.rotary(q, positions), self.rotary(k, positions)
+        qkv = self.qkv_proj(x)                             # [num_tokens, q_size + 2 * kv_size]
+        q, k, v = qkv.split(self.split, dim=-1)
+        q = RotaryEmbedding.apply(q.view(num_tokens, c.num_heads, c.head_dim), *rope)
+        k = RotaryEmbedding.apply(k.view(num_tokens, c.num_kv_heads, c.head_dim), *rope)
+        v = v.view(num_tokens, c.num_kv_heads, c.head_dim)
         out = cached_attention(q, k, v, positions, cache, layer, self.scale)
-        return self.o_proj(out)                                       # [num_tokens, hidden]
+        return self.o_proj(out)                            # [num_tokens, hidden]
 
 
 class SwiGLU(torch.nn.Module):
     def __init__(self, w: Weights, prefix: str):
         super().__init__()
-        self.gate_proj = w.linear(f"{prefix}.ffn_gate.weight")
-        self.up_proj = w.linear(f"{prefix}.ffn_up.weight")
+        self.gate_up_proj = w.fused_linear([f"{prefix}.ffn_gate.weight", f"{prefix}.ffn_up.weight"],
+                                           [None, None])
         self.down_proj = w.linear(f"{prefix}.ffn_down.weight")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:              # [num_tokens, hidden]
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        gate, up = self.gate_up_proj(x).chunk(2, dim=-1)             # [num_tokens, ffn] each
+        return self.down_proj(F.silu(gate).mul_(up))
 
 
 class Qwen2Block(torch.nn.Module):
-    def __init__(self, config: ModelConfig, w: Weights, layer: int, rotary: RotaryEmbedding):
+    def __init__(self, config: ModelConfig, w: Weights, layer: int):
         super().__init__()
         prefix = f"blk.{layer}"
         self.layer = layer
         self.input_norm = RMSNorm(w.vector(f"{prefix}.attn_norm.weight"), config.rms_norm_eps)
-        self.attn = Qwen2Attention(config, w, prefix, rotary)
+        self.attn = Qwen2Attention(config, w, prefix)
         self.post_attn_norm = RMSNorm(w.vector(f"{prefix}.ffn_norm.weight"), config.rms_norm_eps)
         self.mlp = SwiGLU(w, prefix)
 
-    def forward(self, x: torch.Tensor, positions: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        x = x + self.attn(self.input_norm(x), positions, cache, self.layer)
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor],
+                positions: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        x = x + self.attn(self.input_norm(x), rope, positions, cache, self.layer)
         return x + self.mlp(self.post_attn_norm(x))
 
 
@@ -70,21 +73,22 @@ class Qwen2Model(torch.nn.Module):
         super().__init__()
         config = self.config = gguf.config
         w = Weights(gguf, linear)
-        rotary = RotaryEmbedding(config.head_dim, max_positions, config.rope_theta,
-                                 config.rope_scaling_factor)
+        self.rotary = RotaryEmbedding(config.head_dim, max_positions, config.rope_theta,
+                                      config.rope_scaling_factor)
         self.embed = QuantEmbedding(w.get("token_embd.weight"))
-        self.layers = torch.nn.ModuleList(
-            Qwen2Block(config, w, i, rotary) for i in range(config.num_layers))
+        self.layers = torch.nn.ModuleList(Qwen2Block(config, w, i) for i in range(config.num_layers))
         self.norm = RMSNorm(w.vector("output_norm.weight"), config.rms_norm_eps)
         # Tied embeddings: no output.weight in the file, the embedding matrix is the head.
-        self.lm_head = linear(w.optional("output.weight") or w.get("token_embd.weight"), None)
+        head = "output.weight" if w.optional("output.weight") else "token_embd.weight"
+        self.lm_head = w.linear(head)
 
     def forward(self, token_ids: torch.Tensor, positions: torch.Tensor,
                 cache: KVCache) -> torch.Tensor:
         """token_ids, positions: [num_tokens] -> final hidden states [num_tokens, hidden]."""
         x = self.embed(token_ids)
+        rope = self.rotary.cos_sin(positions)              # shared by every layer
         for block in self.layers:
-            x = block(x, positions, cache)
+            x = block(x, rope, positions, cache)
         return self.norm(x)
 
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:  # [num_tokens, hidden]

@@ -1,6 +1,8 @@
 """Named access to a GGUF file's tensors for model constructors."""
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 
 from fastcoder.errors import ModelFileError
@@ -17,7 +19,12 @@ class Weights:
         self.linear_factory = linear
 
     def linear(self, name: str, bias: str | None = None) -> torch.nn.Module:
-        return self.linear_factory(self.get(name), self.optional(bias) if bias else None)
+        return self.linear_factory([self.get(name)], [self.optional(bias) if bias else None])
+
+    def fused_linear(self, names: Sequence[str], biases: Sequence[str | None]) -> torch.nn.Module:
+        """One projection computing all of `names` (outputs concatenated in that order)."""
+        return self.linear_factory([self.get(n) for n in names],
+                                   [self.optional(b) if b else None for b in biases])
 
     def get(self, name: str) -> QuantTensor:
         tensor = self.gguf.tensors.get(name)
