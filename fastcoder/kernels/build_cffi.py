@@ -1,0 +1,49 @@
+"""cffi out-of-line API build of fastcoder.kernels._qmatmul (run by setup.py's cffi_modules).
+
+AVX2/FMA/F16C flags are used on x86-64 unless FASTCODER_NO_SIMD=1; elsewhere the same sources
+compile to the portable scalar path.
+"""
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+from cffi import FFI
+
+CSRC = Path(__file__).resolve().parent / "csrc"
+SOURCES = ["qmatmul.c", "act_quant.c", "gemv_avx2.c", "gemm_avx2.c", "float_avx2.c", "scalar.c"]
+
+CDEF = """
+void fc_matmul(int ggml_type, const uint8_t *w, int64_t rows, int64_t cols, const float *x,
+               int64_t num_tokens, float *y, int num_threads);
+void fc_matmul_scalar(int ggml_type, const uint8_t *w, int64_t rows, int64_t cols,
+                      const float *x, int64_t num_tokens, float *y, int num_threads);
+int fc_simd_level(void);
+int fc_supports(int ggml_type);
+int64_t fc_stream_read(const uint8_t *p, int64_t nbytes, int num_threads);
+"""
+
+
+def compile_args() -> list[str]:
+    args = ["-O3", "-fopenmp", "-std=gnu11", "-fno-strict-aliasing"]
+    simd = platform.machine().lower() in {"x86_64", "amd64"} and not os.environ.get("FASTCODER_NO_SIMD")
+    if simd:
+        args += ["-mavx2", "-mfma", "-mf16c"]
+    return args
+
+
+ffibuilder = FFI()
+ffibuilder.cdef(CDEF)
+ffibuilder.set_source(
+    "fastcoder.kernels._qmatmul",
+    '#include "qmatmul.h"',
+    # relative paths: setuptools rejects absolute ones in an extension's sources
+    sources=[os.path.relpath(CSRC / name) for name in SOURCES],
+    include_dirs=[str(CSRC)],
+    extra_compile_args=compile_args(),
+    extra_link_args=["-fopenmp"],
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

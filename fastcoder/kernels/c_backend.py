@@ -1,0 +1,31 @@
+"""The C (AVX2 + OpenMP) backend: fastcoder.kernels._qmatmul built by setup.py with cffi."""
+from __future__ import annotations
+
+import numpy as np
+
+from fastcoder.kernels.pack import QuantMatrix
+from fastcoder.kernels.qmatmul import check_args, default_num_threads
+
+
+class CBackend:
+    name = "c"
+
+    def __init__(self, scalar: bool = False):
+        from fastcoder.kernels._qmatmul import ffi, lib  # ImportError when not built
+        if lib.fc_simd_level() < 0 and not scalar:
+            raise RuntimeError("the C kernels were built for AVX2/FMA/F16C, which this CPU lacks")
+        self._from_buffer = ffi.from_buffer
+        self._fn = lib.fc_matmul_scalar if scalar else lib.fc_matmul
+        self.simd_level = lib.fc_simd_level()
+        self.num_threads = default_num_threads()
+        if scalar:
+            self.name = "c-scalar"
+
+    def matmul(self, x: np.ndarray, w: QuantMatrix, out: np.ndarray | None = None,
+               num_threads: int | None = None) -> np.ndarray:
+        out = check_args(x, w, out)
+        fb = self._from_buffer
+        self._fn(w.ggml_type, fb("uint8_t[]", w.data), w.rows, w.cols, fb("float[]", x),
+                 x.shape[0], fb("float[]", out, require_writable=True),
+                 num_threads or self.num_threads)
+        return out

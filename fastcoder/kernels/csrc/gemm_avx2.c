@@ -1,0 +1,270 @@
+/* Prefill kernels (many tokens, compute-bound). Each 8-row tile is unpacked once per block of
+   tokens into unsigned 4-weight steps plus fp32 per-group scale S and offset M (w = S * q - M),
+   then a register-blocked kernel runs maddubs over 4 tokens per weight load. */
+#include <stdlib.h>
+#include "common.h"
+#ifdef FC_AVX2
+#include "simd.h"
+
+#define NT_MAX 4
+
+typedef struct {
+    uint8_t *q;   /* [cols / 4][32]: step s = 8 rows x columns 4s .. 4s + 3 */
+    float *S, *M; /* [cols / G][8] */
+} unpacked;
+
+static void unpack_q4_0(const uint8_t *wt, int64_t nb, unpacked *u) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = wt + b * 144;
+        const __m256 d = load_f16x8(blk);
+        _mm256_storeu_ps(u->S + 8 * b, d);
+        _mm256_storeu_ps(u->M + 8 * b, _mm256_mul_ps(d, _mm256_set1_ps(8.0f)));
+        #pragma GCC unroll 16
+        for (int c = 0; c < 4; c++) {
+            const __m256i Q = LOADU(blk + 16 + 32 * c);
+            _mm256_storeu_si256((__m256i *)(u->q + 32 * (8 * b + c)), _mm256_and_si256(Q, m4));
+            _mm256_storeu_si256((__m256i *)(u->q + 32 * (8 * b + 4 + c)), _mm256_and_si256(_mm256_srli_epi16(Q, 4), m4));
+        }
+    }
+}
+
+static void unpack_q5_0(const uint8_t *wt, int64_t nb, unpacked *u) {
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = wt + b * 176;
+        const __m256 d = load_f16x8(blk);
+        _mm256_storeu_ps(u->S + 8 * b, d);
+        _mm256_storeu_ps(u->M + 8 * b, _mm256_mul_ps(d, _mm256_set1_ps(16.0f)));
+        const __m256i H = LOADU(blk + 16);
+        #pragma GCC unroll 16
+        for (int c = 0; c < 4; c++) {
+            __m256i lo, hi;
+            q5_0_unpack(LOADU(blk + 48 + 32 * c), H, c, &lo, &hi);
+            _mm256_storeu_si256((__m256i *)(u->q + 32 * (8 * b + c)), lo);
+            _mm256_storeu_si256((__m256i *)(u->q + 32 * (8 * b + 4 + c)), hi);
+        }
+    }
+}
+
+static inline void unpack_qk45(const uint8_t *wt, int64_t nb, unpacked *u, const int five) {
+    const int64_t tb = five ? 1408 : 1152;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i lane0 = _mm256_setr_epi8(0, -128, -128, -128, 4, -128, -128, -128, 8, -128, -128, -128, 12, -128, -128, -128,
+                                           0, -128, -128, -128, 4, -128, -128, -128, 8, -128, -128, -128, 12, -128, -128, -128);
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = wt + b * tb, *qs = blk + (five ? 384 : 128);
+        const __m256 d = load_f16x8(blk), dmin = load_f16x8(blk + 16);
+        __m256i sc03, sc47, m03, m47;
+        k4_scales(blk, &sc03, &sc47, &m03, &m47);
+        #pragma GCC unroll 16
+        for (int j = 0; j < 8; j++) {
+            const __m256i sel = _mm256_add_epi8(lane0, _mm256_set1_epi8((char)(j & 3)));
+            const __m256 sc = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(j < 4 ? sc03 : sc47, sel));
+            const __m256 mn = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(j < 4 ? m03 : m47, sel));
+            _mm256_storeu_ps(u->S + 8 * (8 * b + j), _mm256_mul_ps(d, sc));
+            _mm256_storeu_ps(u->M + 8 * (8 * b + j), _mm256_mul_ps(dmin, mn));
+        }
+        #pragma GCC unroll 16
+        for (int g = 0; g < 4; g++)
+            #pragma GCC unroll 16
+            for (int c = 0; c < 8; c++) {
+                const __m256i Q = LOADU(qs + 256 * g + 32 * c);
+                __m256i lo, hi;
+                if (five) q5_k_unpack(Q, LOADU(blk + 128 + 32 * c), g, &lo, &hi);
+                else { lo = _mm256_and_si256(Q, m4); hi = _mm256_and_si256(_mm256_srli_epi16(Q, 4), m4); }
+                _mm256_storeu_si256((__m256i *)(u->q + 32 * (64 * b + 16 * g + c)), lo);
+                _mm256_storeu_si256((__m256i *)(u->q + 32 * (64 * b + 16 * g + 8 + c)), hi);
+            }
+    }
+}
+static void unpack_q4_k(const uint8_t *wt, int64_t nb, unpacked *u) { unpack_qk45(wt, nb, u, 0); }
+static void unpack_q5_k(const uint8_t *wt, int64_t nb, unpacked *u) { unpack_qk45(wt, nb, u, 1); }
+
+static void unpack_q6_k(const uint8_t *wt, int64_t nb, unpacked *u) {
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = wt + b * 1680;
+        const __m256 d = load_f16x8(blk);
+        #pragma GCC unroll 16
+        for (int p = 0; p < 8; p++) {
+            const __m256i Wp = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(blk + 16 + 16 * p)));
+            const __m256 s0 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(Wp, 16), 16)));
+            const __m256 s1 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_srai_epi32(Wp, 16)));
+            _mm256_storeu_ps(u->S + 8 * (16 * b + 2 * p), s0);
+            _mm256_storeu_ps(u->S + 8 * (16 * b + 2 * p + 1), s1);
+            _mm256_storeu_ps(u->M + 8 * (16 * b + 2 * p), _mm256_mul_ps(s0, _mm256_set1_ps(32.0f)));
+            _mm256_storeu_ps(u->M + 8 * (16 * b + 2 * p + 1), _mm256_mul_ps(s1, _mm256_set1_ps(32.0f)));
+        }
+        #pragma GCC unroll 16
+        for (int h = 0; h < 2; h++)
+            #pragma GCC unroll 16
+            for (int k = 0; k < 4; k++)
+                #pragma GCC unroll 16
+                for (int c = 0; c < 8; c++)
+                    _mm256_storeu_si256((__m256i *)(u->q + 32 * (64 * b + 32 * h + 8 * k + c)), q6_unpack(blk, h, k, c));
+    }
+}
+
+/* 8 rows x NT tokens over all groups of G columns; int16 sums hold `I` steps (no overflow:
+   I * 2 * max_q * 127 <= 32767). Writes y[t0 + t][8 * tile ...]. */
+static inline __attribute__((always_inline)) void unpacked_dot(
+        const unpacked *u, int64_t cols, const int G, const int I, const fc_act *a, int64_t t0,
+        const int NT, float *y, int64_t rows, int64_t tile) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    const int steps = G / 4, groups_per_qb = a->qb / G;
+    __m256 acc[NT_MAX];
+    const int8_t *xq[NT_MAX]; const float *xd[NT_MAX], *xds[NT_MAX];
+    #pragma GCC unroll 16
+    for (int t = 0; t < NT; t++) {
+        acc[t] = _mm256_setzero_ps();
+        xq[t] = act_q(a, t0 + t); xd[t] = act_d(a, t0 + t); xds[t] = act_ds(a, t0 + t);
+    }
+    for (int64_t j = 0; j < cols / G; j++) {
+        __m256i i32[NT_MAX];
+        #pragma GCC unroll 16
+        for (int t = 0; t < NT; t++) i32[t] = _mm256_setzero_si256();
+        for (int v0 = 0; v0 < steps; v0 += I) {
+            __m256i s16[NT_MAX];
+            #pragma GCC unroll 16
+            for (int t = 0; t < NT; t++) s16[t] = _mm256_setzero_si256();
+            #pragma GCC unroll 16
+            for (int v = v0; v < v0 + I; v++) {
+                const __m256i W = LOADU(u->q + 32 * (j * steps + v));
+                #pragma GCC unroll 16
+                for (int t = 0; t < NT; t++)
+                    s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(W, bcast4(xq[t] + j * G + 4 * v)));
+            }
+            #pragma GCC unroll 16
+            for (int t = 0; t < NT; t++) i32[t] = _mm256_add_epi32(i32[t], _mm256_madd_epi16(s16[t], ones));
+        }
+        const __m256 S = _mm256_loadu_ps(u->S + 8 * j), M = _mm256_loadu_ps(u->M + 8 * j);
+        #pragma GCC unroll 16
+        for (int t = 0; t < NT; t++) {
+            const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(i32[t]), _mm256_broadcast_ss(xd[t] + j / groups_per_qb));
+            acc[t] = _mm256_fmadd_ps(S, f, acc[t]);
+            acc[t] = _mm256_fnmadd_ps(M, _mm256_broadcast_ss(xds[t] + j), acc[t]);
+        }
+    }
+    #pragma GCC unroll 16
+    for (int t = 0; t < NT; t++) STORE_TILE(y + (t0 + t) * rows, tile, rows, acc[t]);
+}
+
+#define DEFINE_DOT(name, G, I) \
+    static void name(const unpacked *u, int64_t cols, const fc_act *a, int64_t t0, int nt, \
+                     float *y, int64_t rows, int64_t tile) { \
+        switch (nt) { \
+        case 4: unpacked_dot(u, cols, G, I, a, t0, 4, y, rows, tile); break; \
+        case 3: unpacked_dot(u, cols, G, I, a, t0, 3, y, rows, tile); break; \
+        case 2: unpacked_dot(u, cols, G, I, a, t0, 2, y, rows, tile); break; \
+        default: unpacked_dot(u, cols, G, I, a, t0, 1, y, rows, tile); break; \
+        } \
+    }
+DEFINE_DOT(dot_g32_i8, 32, 8) /* 4-bit: 8 x 2 x 15 x 127 = 30480 */
+DEFINE_DOT(dot_g32_i4, 32, 4) /* 5-bit: 4 x 2 x 31 x 127 = 31496 */
+DEFINE_DOT(dot_g16_i2, 16, 2) /* 6-bit: 2 x 2 x 63 x 127 = 32004 */
+
+typedef void (*unpack_fn)(const uint8_t *, int64_t, unpacked *);
+typedef void (*dot_fn)(const unpacked *, int64_t, const fc_act *, int64_t, int, float *, int64_t, int64_t);
+
+/* Tokens per pass over the tiles: keeps that many activation rows in L2. */
+static int64_t token_block(int64_t cols, int64_t num_tokens) {
+    int64_t tb = ((256 * 1024) / cols) & ~(int64_t)3;
+    if (tb < 8) tb = 8;
+    return tb < num_tokens ? tb : num_tokens;
+}
+
+static void gemm_unpacked(const uint8_t *w, int64_t tile0, int64_t tile1, int64_t rows, int64_t cols,
+                          const fc_act *a, int64_t num_tokens, float *y, int block_size,
+                          int tile_block_bytes, int G, unpack_fn unpack, dot_fn dot) {
+    const int64_t nb = cols / block_size, tb = token_block(cols, num_tokens);
+    unpacked u;
+    u.q = aligned_alloc(64, ((size_t)cols * 8 + 63) & ~(size_t)63);
+    u.S = aligned_alloc(64, ((size_t)(cols / G) * 32 + 63) & ~(size_t)63);
+    u.M = aligned_alloc(64, ((size_t)(cols / G) * 32 + 63) & ~(size_t)63);
+    for (int64_t tk = 0; tk < num_tokens; tk += tb) {
+        const int64_t tk1 = tk + tb < num_tokens ? tk + tb : num_tokens;
+        for (int64_t tile = tile0; tile < tile1; tile++) {
+            unpack(w + tile * nb * tile_block_bytes, nb, &u);
+            for (int64_t t = tk; t < tk1; t += NT_MAX) {
+                const int nt = tk1 - t < NT_MAX ? (int)(tk1 - t) : NT_MAX;
+                dot(&u, cols, a, t, nt, y, rows, tile);
+            }
+        }
+    }
+    free(u.q); free(u.S); free(u.M);
+}
+
+#define DEFINE_GEMM(name, bs, tbb, G, unpack, dot) \
+    static void name(const uint8_t *w, int64_t tile0, int64_t tile1, int64_t rows, int64_t cols, \
+                     const fc_act *a, const float *x, int64_t num_tokens, float *y) { \
+        (void)x; \
+        gemm_unpacked(w, tile0, tile1, rows, cols, a, num_tokens, y, bs, tbb, G, unpack, dot); \
+    }
+DEFINE_GEMM(gemm_q4_0, 32, 144, 32, unpack_q4_0, dot_g32_i8)
+DEFINE_GEMM(gemm_q5_0, 32, 176, 32, unpack_q5_0, dot_g32_i4)
+DEFINE_GEMM(gemm_q4_k, 256, 1152, 32, unpack_q4_k, dot_g32_i8)
+DEFINE_GEMM(gemm_q5_k, 256, 1408, 32, unpack_q5_k, dot_g32_i4)
+DEFINE_GEMM(gemm_q6_k, 256, 1680, 16, unpack_q6_k, dot_g16_i2)
+
+/* Q8_0 weights are signed: read the packed tile directly, sign trick per token. */
+static inline __attribute__((always_inline)) void q8_0_dot(
+        const uint8_t *wt, int64_t nb, const fc_act *a, int64_t t0, const int NT, float *y,
+        int64_t rows, int64_t tile) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[NT_MAX];
+    #pragma GCC unroll 16
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = wt + b * 272;
+        __m256i i32[NT_MAX];
+        #pragma GCC unroll 16
+        for (int t = 0; t < NT; t++) i32[t] = _mm256_setzero_si256();
+        #pragma GCC unroll 16
+        for (int c = 0; c < 8; c++) {
+            const __m256i W = LOADU(blk + 16 + 32 * c), AW = _mm256_sign_epi8(W, W);
+            #pragma GCC unroll 16
+            for (int t = 0; t < NT; t++) {
+                const __m256i X = bcast4(act_q(a, t0 + t) + 32 * b + 4 * c);
+                i32[t] = _mm256_add_epi32(i32[t], _mm256_madd_epi16(_mm256_maddubs_epi16(AW, _mm256_sign_epi8(X, W)), ones));
+            }
+        }
+        const __m256 dw = load_f16x8(blk);
+        #pragma GCC unroll 16
+        for (int t = 0; t < NT; t++)
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i32[t]), _mm256_mul_ps(dw, _mm256_broadcast_ss(act_d(a, t0 + t) + b)), acc[t]);
+    }
+    #pragma GCC unroll 16
+    for (int t = 0; t < NT; t++) STORE_TILE(y + (t0 + t) * rows, tile, rows, acc[t]);
+}
+
+static void gemm_q8_0(const uint8_t *w, int64_t tile0, int64_t tile1, int64_t rows, int64_t cols,
+                      const fc_act *a, const float *x, int64_t num_tokens, float *y) {
+    (void)x;
+    const int64_t nb = cols / 32, tb = token_block(cols, num_tokens);
+    for (int64_t tk = 0; tk < num_tokens; tk += tb) {
+        const int64_t tk1 = tk + tb < num_tokens ? tk + tb : num_tokens;
+        for (int64_t tile = tile0; tile < tile1; tile++) {
+            const uint8_t *wt = w + tile * nb * 272;
+            for (int64_t t = tk; t < tk1; t += NT_MAX) {
+                switch (tk1 - t < NT_MAX ? (int)(tk1 - t) : NT_MAX) {
+                case 4: q8_0_dot(wt, nb, a, t, 4, y, rows, tile); break;
+                case 3: q8_0_dot(wt, nb, a, t, 3, y, rows, tile); break;
+                case 2: q8_0_dot(wt, nb, a, t, 2, y, rows, tile); break;
+                default: q8_0_dot(wt, nb, a, t, 1, y, rows, tile); break;
+                }
+            }
+        }
+    }
+}
+
+fc_kernel fc_avx2_gemm(int ggml_type) {
+    switch (ggml_type) {
+    case FC_Q4_0: return gemm_q4_0;
+    case FC_Q5_0: return gemm_q5_0;
+    case FC_Q8_0: return gemm_q8_0;
+    case FC_Q4_K: return gemm_q4_k;
+    case FC_Q5_K: return gemm_q5_k;
+    case FC_Q6_K: return gemm_q6_k;
+    default: return 0;
+    }
+}
+#endif

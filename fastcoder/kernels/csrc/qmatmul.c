@@ -1,0 +1,117 @@
+/* Entry point: activation quantization into a per-thread scratch buffer, then one OpenMP
+   region that splits the output rows (8-row tiles) into one contiguous range per thread. */
+#include <stdlib.h>
+#include <omp.h>
+#include "common.h"
+#include "qmatmul.h"
+
+void fc_scalar_kernel(int ggml_type, const uint8_t *w, int64_t tile0, int64_t tile1, int64_t rows,
+                      int64_t cols, const float *x, int64_t num_tokens, float *y);
+
+int fc_supports(int ggml_type) {
+    fc_format fmt;
+    return ggml_type == FC_F32 || ggml_type == FC_F16 || fc_format_of(ggml_type, &fmt);
+}
+
+int fc_simd_level(void) {
+#ifdef FC_AVX2
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : -1;
+#else
+    return 0;
+#endif
+}
+
+static void matmul_scalar(int ggml_type, const uint8_t *w, int64_t rows, int64_t cols,
+                          const float *x, int64_t num_tokens, float *y, int num_threads) {
+    const int64_t num_tiles = (rows + FC_TILE - 1) / FC_TILE;
+    memset(y, 0, sizeof(float) * (size_t)(rows * num_tokens));
+    #pragma omp parallel num_threads(num_threads)
+    {
+        const int id = omp_get_thread_num(), n = omp_get_num_threads();
+        fc_scalar_kernel(ggml_type, w, num_tiles * id / n, num_tiles * (id + 1) / n, rows, cols,
+                         x, num_tokens, y);
+    }
+}
+
+void fc_matmul_scalar(int ggml_type, const uint8_t *w, int64_t rows, int64_t cols,
+                      const float *x, int64_t num_tokens, float *y, int num_threads) {
+    matmul_scalar(ggml_type, w, rows, cols, x, num_tokens, y, num_threads < 1 ? 1 : num_threads);
+}
+
+#ifdef FC_AVX2
+/* Grow-only scratch for quantized activations, one per calling thread. */
+static __thread void *scratch_buf;
+static __thread size_t scratch_cap;
+
+static void *scratch(size_t nbytes) {
+    if (nbytes > scratch_cap) {
+        free(scratch_buf);
+        scratch_cap = (nbytes + 4095) & ~(size_t)4095;
+        scratch_buf = aligned_alloc(64, scratch_cap);
+    }
+    return scratch_buf;
+}
+
+static void act_layout(int ggml_type, int64_t cols, int64_t num_tokens, fc_act *a) {
+    a->cols = cols;
+    a->qb = ggml_type == FC_Q4_K || ggml_type == FC_Q5_K || ggml_type == FC_Q6_K ? 256 : 32;
+    a->sg = ggml_type == FC_Q6_K ? 16 : 32;
+    const size_t nq = (size_t)(num_tokens * cols), nd = nq / a->qb, ns = nq / a->sg;
+    const size_t oq = 0, od = (oq + nq + 63) & ~(size_t)63, os = (od + 4 * nd + 63) & ~(size_t)63,
+                 ods = (os + 2 * ns + 63) & ~(size_t)63;
+    char *base = scratch(ods + 4 * ns);
+    a->q = (int8_t *)(base + oq); a->d = (float *)(void *)(base + od);
+    a->s = (int16_t *)(void *)(base + os); a->ds = (float *)(void *)(base + ods);
+}
+
+void fc_matmul(int ggml_type, const uint8_t *w, int64_t rows, int64_t cols, const float *x,
+               int64_t num_tokens, float *y, int num_threads) {
+    if (num_threads < 1) num_threads = 1;
+    if (num_tokens < 1 || rows < 1) return;
+    if (ggml_type == FC_F32 || ggml_type == FC_F16) {
+        const int64_t num_groups = (rows + 3) / 4;
+        #pragma omp parallel num_threads(num_threads) if (num_threads > 1)
+        {
+            const int id = omp_get_thread_num(), n = omp_get_num_threads();
+            const int64_t g0 = num_groups * id / n, g1 = num_groups * (id + 1) / n;
+            const int64_t r1 = 4 * g1 < rows ? 4 * g1 : rows;
+            if (4 * g0 < r1) fc_avx2_float_kernel(ggml_type, w, 4 * g0, r1, cols, x, num_tokens, rows, y);
+        }
+        return;
+    }
+    fc_act a;
+    act_layout(ggml_type, cols, num_tokens, &a);
+    const fc_kernel kernel = num_tokens == 1 ? fc_avx2_gemv(ggml_type) : fc_avx2_gemm(ggml_type);
+    if (!kernel) return;
+    const int64_t num_tiles = (rows + FC_TILE - 1) / FC_TILE;
+    /* small activations: quantizing them serially is cheaper than a barrier */
+    const int serial_quant = num_threads == 1 || num_tokens * cols <= 32768;
+    if (serial_quant) fc_quantize_rows(x, 0, num_tokens, &a);
+    if (num_threads == 1) { kernel(w, 0, num_tiles, rows, cols, &a, x, num_tokens, y); return; }
+    #pragma omp parallel num_threads(num_threads)
+    {
+        const int id = omp_get_thread_num(), n = omp_get_num_threads();
+        if (!serial_quant) {
+            fc_quantize_rows(x, num_tokens * id / n, num_tokens * (id + 1) / n, &a);
+            #pragma omp barrier
+        }
+        const int64_t t0 = num_tiles * id / n, t1 = num_tiles * (id + 1) / n;
+        if (t0 < t1) kernel(w, t0, t1, rows, cols, &a, x, num_tokens, y);
+    }
+}
+#else
+void fc_matmul(int ggml_type, const uint8_t *w, int64_t rows, int64_t cols, const float *x,
+               int64_t num_tokens, float *y, int num_threads) {
+    matmul_scalar(ggml_type, w, rows, cols, x, num_tokens, y, num_threads < 1 ? 1 : num_threads);
+}
+#endif
+
+int64_t fc_stream_read(const uint8_t *p, int64_t nbytes, int num_threads) {
+    const int64_t n = nbytes / 8;
+    const uint64_t *v = (const uint64_t *)(const void *)p;
+    uint64_t total = 0;
+    #pragma omp parallel for num_threads(num_threads < 1 ? 1 : num_threads) schedule(static) reduction(+ : total)
+    for (int64_t i = 0; i < n; i++) total += v[i];
+    return (int64_t)total;
+}

@@ -1,0 +1,22 @@
+/* Public C API of fastcoder's quantized matmul kernels (also the cffi cdef). */
+#ifndef FASTCODER_QMATMUL_H
+#define FASTCODER_QMATMUL_H
+#include <stdint.h>
+
+/* y[t, r] = sum_c W[r, c] * x[t, c] for t < num_tokens, r < rows.
+   w: the weight in the packed layout of fastcoder.kernels.pack (8-row tiles for block types,
+   plain row-major for F32/F16). x: [num_tokens, cols] float32; y: [num_tokens, rows] float32. */
+void fc_matmul(int ggml_type, const uint8_t *w, int64_t rows, int64_t cols, const float *x,
+               int64_t num_tokens, float *y, int num_threads);
+/* Same result through the portable scalar path (fp32 activations, no int8 quantization). */
+void fc_matmul_scalar(int ggml_type, const uint8_t *w, int64_t rows, int64_t cols,
+                      const float *x, int64_t num_tokens, float *y, int num_threads);
+/* 1 if fc_matmul's SIMD path may run on this CPU (built with AVX2 and the CPU has it),
+   0 if built without SIMD (fc_matmul is then the scalar path), -1 if built with AVX2 but this
+   CPU lacks AVX2/FMA/F16C (calling fc_matmul would fault). */
+int fc_simd_level(void);
+/* 1 if ggml_type is handled by fc_matmul. */
+int fc_supports(int ggml_type);
+/* Streams nbytes from p with num_threads threads; returns a checksum (read bandwidth probe). */
+int64_t fc_stream_read(const uint8_t *p, int64_t nbytes, int num_threads);
+#endif

@@ -1,0 +1,91 @@
+"""matmul(x, w): y = x @ W.T on packed GGUF weights, through a registry of backends.
+
+The backend comes from FASTCODER_KERNELS (`c` or `numba`); by default the C extension when it
+imports and this CPU runs it, else Numba with a one-line warning.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from types import MappingProxyType
+from typing import Callable, Mapping, Protocol
+
+import numpy as np
+
+from fastcoder.errors import InvalidParameterError
+from fastcoder.kernels.pack import QuantMatrix
+
+logger = logging.getLogger(__name__)
+
+
+class Backend(Protocol):
+    name: str
+
+    def matmul(self, x: np.ndarray, w: QuantMatrix, out: np.ndarray | None,
+               num_threads: int | None) -> np.ndarray: ...
+
+
+@functools.cache
+def default_num_threads() -> int:
+    """FASTCODER_NUM_THREADS, else the CPUs this process may run on."""
+    env = os.environ.get("FASTCODER_NUM_THREADS")
+    if env:
+        return max(1, int(env))
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def check_args(x: np.ndarray, w: QuantMatrix, out: np.ndarray | None) -> np.ndarray:
+    """Validates shapes/dtypes (no copies) and returns `out` ([num_tokens, rows] float32)."""
+    if x.dtype != np.float32 or not x.flags.c_contiguous or x.ndim != 2 or x.shape[1] != w.cols:
+        raise ValueError(f"x must be C-contiguous float32 [num_tokens, {w.cols}], got "
+                         f"{x.dtype} {x.shape}")
+    if out is None:
+        return np.empty((x.shape[0], w.rows), dtype=np.float32)
+    if (out.dtype != np.float32 or not out.flags.c_contiguous
+            or out.shape != (x.shape[0], w.rows)):
+        raise ValueError(f"out must be C-contiguous float32 [{x.shape[0]}, {w.rows}], got "
+                         f"{out.dtype} {out.shape}")
+    return out
+
+
+def _make_c() -> Backend:
+    from fastcoder.kernels.c_backend import CBackend
+    return CBackend()
+
+
+def _make_numba() -> Backend:
+    from fastcoder.kernels.numba_kernels import NumbaBackend
+    return NumbaBackend()
+
+
+BACKENDS: Mapping[str, Callable[[], Backend]] = MappingProxyType({
+    "c": _make_c, "numba": _make_numba})
+
+
+@functools.cache
+def get_backend(name: str | None = None) -> Backend:
+    """The backend `name`, or the default one (FASTCODER_KERNELS, else c, else numba)."""
+    name = name or os.environ.get("FASTCODER_KERNELS") or None
+    if name is not None:
+        factory = BACKENDS.get(name)
+        if factory is None:
+            raise InvalidParameterError(
+                f"FASTCODER_KERNELS={name!r} is not a kernel backend; choose one of "
+                f"{', '.join(BACKENDS)}", param="FASTCODER_KERNELS")
+        return factory()
+    try:
+        return _make_c()
+    except (ImportError, OSError, RuntimeError) as exc:
+        logger.warning("fastcoder: C kernels unavailable (%s); using the slower Numba kernels", exc)
+        return _make_numba()
+
+
+def matmul(x: np.ndarray, w: QuantMatrix, out: np.ndarray | None = None,
+           num_threads: int | None = None) -> np.ndarray:
+    """out[t, r] = sum_c w[r, c] * x[t, c].
+
+    x: float32 C-contiguous [num_tokens, cols] (a torch tensor's .numpy() view works, no copy).
+    out: float32 [num_tokens, rows], written in place when given. num_threads: None = default.
+    """
+    return get_backend().matmul(x, w, out, num_threads)
