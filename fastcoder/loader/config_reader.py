@@ -25,6 +25,11 @@ def config_from_metadata(metadata: dict[str, Any], source: str = "") -> ModelCon
         num_kv_heads = max(num_kv_heads)
     tokens = metadata.get("tokenizer.ggml.tokens") or []
     sliding_window = int(key("attention.sliding_window", 0) or 0)
+    pattern = key("attention.sliding_window_pattern", 0)   # a per-layer list in gemma3n files
+    # Optional keys only some converters write; families fall back to their published defaults.
+    extra = {name: float(value) for name, value in (
+        ("rope_theta_swa", key("rope.freq_base_swa")),
+        ("final_logit_softcapping", key("final_logit_softcapping"))) if value is not None}
     return ModelConfig(
         architecture=arch,
         num_layers=int(key("block_count", required=True)),
@@ -39,8 +44,10 @@ def config_from_metadata(metadata: dict[str, Any], source: str = "") -> ModelCon
         rope_theta=float(key("rope.freq_base", 10000.0)),
         rope_scaling_factor=float(key("rope.scaling.factor", 1.0) or 1.0),
         sliding_window=sliding_window,
+        sliding_window_pattern=0 if isinstance(pattern, list) else int(pattern or 0),
         num_experts=int(key("expert_count", 0) or 0),
         num_experts_per_token=int(key("expert_used_count", 0) or 0),
         expert_intermediate_size=int(key("expert_feed_forward_length", 0) or 0),
         name=str(metadata.get("general.name", "")),
+        extra=extra,
     )

@@ -8,6 +8,7 @@ from fastcoder.errors import UnsupportedArchitectureError
 
 # architecture -> module that registers it; imported lazily so loading one family stays cheap.
 ARCHITECTURE_MODULES = {
+    "gemma3": "fastcoder.model.gemma3",
     "qwen2": "fastcoder.model.qwen2",
 }
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from tests.conftest import FIXTURES
+from tests.model.golden import kl_ref_to_ours
 from fastcoder.sampling_params import SamplingParams
 
 GOLDEN = FIXTURES / "golden_qwen2.5-coder-0.5b-instruct.npz"
@@ -20,19 +21,6 @@ def load_golden() -> tuple[dict, list[int]]:
     meta = json.loads(str(data["meta"]))
     indices = sorted(int(k.split("_")[1]) for k in data.files if k.startswith("prompt_"))
     return data, meta, indices
-
-
-def kl_ref_to_ours(ref_top_logprobs: np.ndarray, ref_top_ids: np.ndarray,
-                   our_logprobs: torch.Tensor) -> np.ndarray:
-    """KL(ref || ours) per position over the reference's top-K tokens, the tail mass lumped into
-    one bucket on both sides (a lower bound of the full KL that is tight when top-K holds ~all)."""
-    ref_p = np.exp(ref_top_logprobs.astype(np.float64))                    # [pos, K]
-    ours = our_logprobs.double().numpy()
-    our_top = np.take_along_axis(ours, ref_top_ids.astype(np.int64), axis=1)  # [pos, K]
-    kl = (ref_p * (ref_top_logprobs - our_top)).sum(axis=1)
-    ref_tail = np.clip(1 - ref_p.sum(axis=1), 1e-12, None)
-    our_tail = np.clip(1 - np.exp(our_top).sum(axis=1), 1e-12, None)
-    return kl + ref_tail * (np.log(ref_tail) - np.log(our_tail))
 
 
 @pytest.fixture(scope="module")
