@@ -30,6 +30,7 @@ def qwen_path() -> Path:
 
 @pytest.fixture(scope="session")
 def qwen_llm(qwen_path):
+    """The default (quantized-kernel) path."""
     from fastcoder.engine.llm import LLM
     return LLM(str(qwen_path), max_model_len=1024)
 

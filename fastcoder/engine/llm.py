@@ -14,7 +14,7 @@ from typing import Iterator, Sequence
 from fastcoder.engine.generation import stream_tokens
 from fastcoder.engine.runner import ModelRunner
 from fastcoder.engine.threads import set_threads
-from fastcoder.layers.linear import DequantizedLinear
+from fastcoder.engine.linear_backends import linear_factory
 from fastcoder.loader.gguf_file import open_gguf
 from fastcoder.outputs import CompletionOutput, RequestOutput, StreamDelta
 from fastcoder.sampling_params import SamplingParams
@@ -36,7 +36,9 @@ class LoadStats:
 
 class LLM:
     def __init__(self, model: str = DEFAULT_MODEL, *, max_model_len: int | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, kernels: str = "quant"):
+        """kernels: "quant" computes on the GGUF blocks (fast); "reference" dequantizes every
+        weight to fp32 once and uses torch matmuls (the path checked against transformers)."""
         started = time.perf_counter()
         num_threads = set_threads(threads)
         self.model_path = resolve_model_path(model)
@@ -44,7 +46,7 @@ class LLM:
         self.config = gguf.config
         self.tokenizer = Tokenizer.from_metadata(gguf.metadata)
         max_model_len = min(max_model_len or DEFAULT_MAX_MODEL_LEN, gguf.config.context_length)
-        self.runner = ModelRunner(gguf, max_model_len, DequantizedLinear)
+        self.runner = ModelRunner(gguf, max_model_len, linear_factory(kernels, num_threads))
         self.load_stats = LoadStats(time.perf_counter() - started, num_threads, max_model_len)
 
     # ---- streaming ------------------------------------------------------------------------

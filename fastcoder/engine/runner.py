@@ -46,5 +46,6 @@ class ModelRunner:
         positions = torch.arange(start_pos, start_pos + num_tokens)
         hidden = self.model(torch.tensor(token_ids, dtype=torch.long), positions, self.cache)
         if all_logits:
-            return self.model.compute_logits(hidden)                  # [num_tokens, vocab]
-        return self.model.compute_logits(hidden[-1:])[0]              # [vocab]
+            return self.model.compute_logits(hidden).clone()          # [num_tokens, vocab]
+        # A copy: layers may return views of buffers they reuse on the next step.
+        return self.model.compute_logits(hidden[-1:])[0].clone()      # [vocab]
