@@ -1,0 +1,186 @@
+"""KVCacheManager: per-request block tables over a BlockPool, with prefix caching of full
+blocks and optional sliding-window release (vLLM v1 `kv_cache_manager.py`, one KV group).
+
+Blocks are registered in the prefix cache only once their tokens have been computed
+(`cache_blocks`, called after the forward), so a hit never points at KV that is still being
+written in the same step."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from fastcoder.kv.block_pool import BlockPool, KVBlock
+from fastcoder.kv.hashing import hash_block
+
+if TYPE_CHECKING:
+    from fastcoder.engine.request import Request
+
+
+@dataclass(frozen=True, slots=True)
+class PrefixCacheStats:
+    queries: int          # tokens of every admitted request (counted once per admission)
+    hits: int             # of those, tokens served from the prefix cache
+
+    @property
+    def hit_rate(self) -> float:
+        return self.hits / self.queries if self.queries else 0.0
+
+
+class KVCacheManager:
+    """`sliding_window` (tokens, 0 = off) may only be set when every attention layer uses
+    that window: pages that fall out of it are given back to the pool. Models that mix local and
+    global layers (gemma3) need the full history and must pass 0."""
+
+    def __init__(self, num_blocks: int, block_size: int, enable_prefix_caching: bool = True,
+                 sliding_window: int = 0):
+        if block_size < 1:
+            raise ValueError(f"block_size must be >= 1, got {block_size}")
+        if sliding_window < 0:
+            raise ValueError(f"sliding_window must be >= 0, got {sliding_window}")
+        self.block_size = block_size
+        self.enable_prefix_caching = enable_prefix_caching
+        self.sliding_window = sliding_window
+        self.pool = BlockPool(num_blocks)
+        self.req_to_blocks: dict[str, list[KVBlock]] = {}
+        self._req_to_hashes: dict[str, list[int]] = {}     # full-block keys computed so far
+        self._num_cached_blocks: dict[str, int] = {}       # leading blocks already registered
+        self._num_queries = 0
+        self._num_hits = 0
+
+    # -- gauges ---------------------------------------------------------------------------
+    @property
+    def num_free_blocks(self) -> int:
+        return self.pool.num_free_blocks
+
+    @property
+    def num_total_blocks(self) -> int:
+        """Usable blocks (the null block excluded)."""
+        return self.pool.num_usable_blocks
+
+    @property
+    def num_used_blocks(self) -> int:
+        return self.num_total_blocks - self.num_free_blocks
+
+    @property
+    def usage(self) -> float:
+        return self.pool.usage
+
+    @property
+    def prefix_cache_stats(self) -> PrefixCacheStats:
+        return PrefixCacheStats(self._num_queries, self._num_hits)
+
+    def block_table(self, request_id: str) -> list[int]:
+        return [block.block_id for block in self.req_to_blocks.get(request_id, ())]
+
+    # -- verbs ----------------------------------------------------------------------------
+    def get_computed_blocks(self, request: Request) -> tuple[list[KVBlock], int]:
+        """Longest run of cached full blocks that prefixes the request, and its length in
+        tokens. At least one token is always left to compute so the step yields logits. Takes
+        no references: pass the blocks to `allocate_slots` straight away."""
+        if not self.enable_prefix_caching:
+            return [], 0
+        hashes = self._hashes(request)
+        max_hit_blocks = (request.num_tokens - 1) // self.block_size
+        blocks: list[KVBlock] = []
+        for block_hash in hashes[:max_hit_blocks]:
+            block = self.pool.get_cached(block_hash)
+            if block is None:
+                break
+            blocks.append(block)
+        return blocks, len(blocks) * self.block_size
+
+    def allocate_slots(self, request: Request, num_new_tokens: int,
+                       computed_blocks: list[KVBlock] | None = None) -> list[int] | None:
+        """Makes room for `num_new_tokens` more tokens after `request.num_computed_tokens`
+        (plus the prefix hit `computed_blocks`, only on a request's first allocation). Returns
+        the ids of the newly allocated blocks, or None when the pool is short; then nothing
+        changes (a sliding-window request may still have released pages it no longer needs)."""
+        computed_blocks = computed_blocks or []
+        rid = request.request_id
+        blocks = self.req_to_blocks.get(rid)
+        if blocks is None:
+            blocks = []
+        elif computed_blocks:
+            raise ValueError(f"prefix hit for {rid!r}, which already holds blocks")
+        num_computed = request.num_computed_tokens + len(computed_blocks) * self.block_size
+        if blocks:
+            self._release_out_of_window(blocks, num_computed)
+        num_required = -(-(num_computed + num_new_tokens) // self.block_size)
+        num_new_blocks = max(0, num_required - len(blocks) - len(computed_blocks))
+        # Hit blocks with no other user sit in the free queue: touching them uses up free slots.
+        num_evictable_hits = sum(1 for block in computed_blocks if block.ref_count == 0)
+        if num_new_blocks + num_evictable_hits > self.pool.num_free_blocks:
+            return None
+
+        if rid not in self.req_to_blocks:
+            self.req_to_blocks[rid] = blocks
+            self._num_cached_blocks[rid] = len(computed_blocks)
+            if self.enable_prefix_caching:
+                self._num_queries += request.num_tokens
+                self._num_hits += len(computed_blocks) * self.block_size
+        self.pool.touch(computed_blocks)
+        blocks.extend(computed_blocks)
+        new_blocks = self.pool.allocate(num_new_blocks)
+        blocks.extend(new_blocks)
+        if computed_blocks:
+            self._release_out_of_window(blocks, num_computed)
+        return [block.block_id for block in new_blocks]
+
+    def cache_blocks(self, request: Request, num_computed_tokens: int) -> None:
+        """Registers the request's blocks that are full within its first `num_computed_tokens`
+        (already computed) tokens under their chained hash."""
+        if not self.enable_prefix_caching:
+            return
+        rid = request.request_id
+        blocks = self.req_to_blocks.get(rid)
+        if blocks is None:
+            return
+        num_full = min(num_computed_tokens // self.block_size, len(blocks))
+        start = self._num_cached_blocks[rid]
+        if num_full <= start:
+            return
+        hashes = self._hashes(request, num_full)
+        for i in range(start, num_full):
+            self.pool.cache_full_block(blocks[i], hashes[i])
+        self._num_cached_blocks[rid] = num_full
+
+    def free(self, request: Request) -> None:
+        """Gives back all of the request's blocks, tail first (its prefix stays cached longest)."""
+        rid = request.request_id
+        blocks = self.req_to_blocks.pop(rid, None)
+        self._req_to_hashes.pop(rid, None)
+        self._num_cached_blocks.pop(rid, None)
+        if blocks:
+            self.pool.free(reversed(blocks))
+
+    def reset_prefix_cache(self) -> bool:
+        return self.pool.reset_prefix_cache()
+
+    # -- internals ------------------------------------------------------------------------
+    def _hashes(self, request: Request, num_blocks: int | None = None) -> list[int]:
+        """Chained keys of the request's first `num_blocks` full blocks (all full ones if
+        None), extended incrementally as the request grows."""
+        hashes = self._req_to_hashes.setdefault(request.request_id, [])
+        token_ids = request.all_token_ids
+        bs = self.block_size
+        target = len(token_ids) // bs if num_blocks is None else num_blocks
+        parent = hashes[-1] if hashes else None
+        for i in range(len(hashes), target):
+            parent = hash_block(parent, token_ids[i * bs:(i + 1) * bs])
+            hashes.append(parent)
+        return hashes
+
+    def _release_out_of_window(self, blocks: list[KVBlock], num_computed_tokens: int) -> None:
+        """Swaps pages no query from `num_computed_tokens` on can see for the null block.
+        A query at position p attends to keys in (p - sliding_window, p]."""
+        if not self.sliding_window:
+            return
+        first_useful_token = num_computed_tokens - self.sliding_window + 1
+        num_skipped = max(0, min(first_useful_token // self.block_size, len(blocks)))
+        released = []
+        for i in range(num_skipped - 1, -1, -1):      # tail first, like `free`
+            if blocks[i] is self.pool.null_block:
+                break                                 # everything before was released earlier
+            released.append(blocks[i])
+            blocks[i] = self.pool.null_block
+        self.pool.free(released)
