@@ -4,7 +4,8 @@
     y = matmul(x, w)                                 # x [num_tokens, cols] -> [num_tokens, rows]
 """
 from fastcoder.kernels.pack import QuantMatrix, pack_weight, packed_types, unpack_weight
-from fastcoder.kernels.qmatmul import BACKENDS, default_num_threads, get_backend, matmul
+from fastcoder.kernels.qmatmul import (BACKENDS, bind_matmul, default_num_threads, get_backend,
+                                       matmul)
 
-__all__ = ["BACKENDS", "QuantMatrix", "default_num_threads", "get_backend", "matmul",
+__all__ = ["BACKENDS", "QuantMatrix", "bind_matmul", "default_num_threads", "get_backend", "matmul",
            "pack_weight", "packed_types", "unpack_weight"]

@@ -43,6 +43,7 @@ ffibuilder.set_source(
     include_dirs=[str(CSRC)],
     extra_compile_args=compile_args(),
     extra_link_args=["-fopenmp"],
+    optional=True,  # no compiler: install anyway, the Numba backend takes over (with a warning)
 )
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@ compiler.
 """
 from __future__ import annotations
 
+import functools
+from typing import Callable
+
 import numpy as np
 from numba import njit, prange
 
@@ -159,3 +162,7 @@ class NumbaBackend:
             matmul_blocks(int(w.ggml_type), BLOCK_FORMATS[w.ggml_type].block_size,
                           tile_block_bytes(w.ggml_type), w.data, w.rows, x, out, F16_TABLE)
         return out
+
+    def bind(self, x: np.ndarray, w: QuantMatrix, out: np.ndarray,
+             num_threads: int | None = None) -> Callable[[], None]:
+        return functools.partial(self.matmul, x, w, check_args(x, w, out), num_threads)

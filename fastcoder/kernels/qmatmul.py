@@ -25,6 +25,9 @@ class Backend(Protocol):
     def matmul(self, x: np.ndarray, w: QuantMatrix, out: np.ndarray | None,
                num_threads: int | None) -> np.ndarray: ...
 
+    def bind(self, x: np.ndarray, w: QuantMatrix, out: np.ndarray,
+             num_threads: int | None) -> Callable[[], None]: ...
+
 
 @functools.cache
 def default_num_threads() -> int:
@@ -89,3 +92,11 @@ def matmul(x: np.ndarray, w: QuantMatrix, out: np.ndarray | None = None,
     out: float32 [num_tokens, rows], written in place when given. num_threads: None = default.
     """
     return get_backend().matmul(x, w, out, num_threads)
+
+
+def bind_matmul(x: np.ndarray, w: QuantMatrix, out: np.ndarray,
+                num_threads: int | None = None) -> Callable[[], object]:
+    """matmul(x, w, out) as a no-argument call on fixed buffers, for hot loops: the buffers are
+    validated and their pointers taken once (C backend: ~0.3 us per call instead of ~1.5 us).
+    Write new inputs into x in place; the call keeps x, w and out alive."""
+    return get_backend().bind(x, w, out, num_threads)

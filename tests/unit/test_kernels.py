@@ -144,10 +144,11 @@ def test_threads_and_out_buffer(ggml_type: GGMLType):
     out = np.full((5, rows), np.nan, dtype=np.float32)
     assert be.matmul(x, w, out, num_threads=2) is out
     np.testing.assert_array_equal(out, one)  # each row is computed by one thread, same order
-    single = be.matmul(x[2:3].copy(), w, num_threads=2)  # decode kernel vs prefill kernel
     expected, wd = reference(raw, ggml_type, x[2:3])
     bound = fp32_bound(x[2:3], wd) + int8_activation_bound(x[2:3], wd, ACT_BLOCK.get(ggml_type, 32))
-    assert np.all(np.abs(single - expected) <= bound)
+    for num_threads in (1, 2, 3):  # the decode kernel splits each thread's rows into streams
+        single = be.matmul(x[2:3].copy(), w, num_threads=num_threads)
+        assert np.all(np.abs(single - expected) <= bound)
 
 
 def test_float_weights_with_odd_columns():
@@ -182,3 +183,17 @@ def test_backend_registry(monkeypatch):
     assert get_backend("c").name == "c"
     with pytest.raises(InvalidParameterError):
         get_backend("cuda")
+
+
+@pytest.mark.parametrize("backend_name", ["c", "numba"])
+def test_bound_call_sees_new_inputs(backend_name):
+    be = get_backend(backend_name)
+    raw = random_weight(GGMLType.Q8_0, 16, 64, seed=2)
+    w = pack_weight(raw, GGMLType.Q8_0, (16, 64))
+    x = np.zeros((1, 64), dtype=np.float32)
+    out = np.empty((1, 16), dtype=np.float32)
+    call = be.bind(x, w, out)
+    for seed in (1, 2):
+        x[:] = np.random.default_rng(seed).standard_normal((1, 64), dtype=np.float32)
+        call()
+        np.testing.assert_array_equal(out, be.matmul(x, w))

@@ -14,6 +14,7 @@ static void gemv_q8_0(const uint8_t *w, int64_t tile0, int64_t tile1, int64_t ro
         __m256 acc = _mm256_setzero_ps();
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *blk = wt + b * 272;
+            prefetch_range(blk + FC_PREFETCH, 272);
             const int8_t *xb = a->q + 32 * b;
             __m256i i32 = _mm256_setzero_si256();
             #pragma GCC unroll 16
@@ -36,9 +37,10 @@ static void gemv_q4_0(const uint8_t *w, int64_t tile0, int64_t tile1, int64_t ro
     const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0F);
     for (int64_t tile = tile0; tile < tile1; tile++) {
         const uint8_t *wt = w + tile * nb * 144;
-        __m256 acc = _mm256_setzero_ps();
+        __m256 acc = _mm256_setzero_ps(), off = _mm256_setzero_ps();
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *blk = wt + b * 144;
+            prefetch_range(blk + FC_PREFETCH, 144);
             const int8_t *xb = a->q + 32 * b;
             __m256i s16 = _mm256_setzero_si256(); /* 8 products of <= 3810: fits int16 */
             #pragma GCC unroll 16
@@ -49,10 +51,11 @@ static void gemv_q4_0(const uint8_t *w, int64_t tile0, int64_t tile1, int64_t ro
                 s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(hi, bcast4(xb + 16 + 4 * c)));
             }
             __m256i i32 = _mm256_madd_epi16(s16, ones);
-            i32 = _mm256_sub_epi32(i32, _mm256_set1_epi32(8 * a->s[b]));
-            const __m256 dw = _mm256_mul_ps(load_f16x8(blk), _mm256_broadcast_ss(a->d + b));
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i32), dw, acc);
+            const __m256 d = load_f16x8(blk);
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i32), _mm256_mul_ps(d, _mm256_broadcast_ss(a->d + b)), acc);
+            off = _mm256_fmadd_ps(d, _mm256_broadcast_ss(a->ds + b), off); /* d * dx * sum(xq) */
         }
+        acc = _mm256_fnmadd_ps(off, _mm256_set1_ps(8.0f), acc);
         STORE_TILE(y, tile, rows, acc);
     }
 }
@@ -64,9 +67,10 @@ static void gemv_q5_0(const uint8_t *w, int64_t tile0, int64_t tile1, int64_t ro
     const __m256i ones = _mm256_set1_epi16(1);
     for (int64_t tile = tile0; tile < tile1; tile++) {
         const uint8_t *wt = w + tile * nb * 176;
-        __m256 acc = _mm256_setzero_ps();
+        __m256 acc = _mm256_setzero_ps(), off = _mm256_setzero_ps();
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *blk = wt + b * 176;
+            prefetch_range(blk + FC_PREFETCH, 176);
             const int8_t *xb = a->q + 32 * b;
             const __m256i H = LOADU(blk + 16);
             __m256i slo = _mm256_setzero_si256(), shi = _mm256_setzero_si256(); /* 4 x 7874 */
@@ -78,10 +82,11 @@ static void gemv_q5_0(const uint8_t *w, int64_t tile0, int64_t tile1, int64_t ro
             Q5_0_STEP(0); Q5_0_STEP(1); Q5_0_STEP(2); Q5_0_STEP(3);
 #undef Q5_0_STEP
             __m256i i32 = _mm256_add_epi32(_mm256_madd_epi16(slo, ones), _mm256_madd_epi16(shi, ones));
-            i32 = _mm256_sub_epi32(i32, _mm256_set1_epi32(16 * a->s[b]));
-            const __m256 dw = _mm256_mul_ps(load_f16x8(blk), _mm256_broadcast_ss(a->d + b));
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i32), dw, acc);
+            const __m256 d = load_f16x8(blk);
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i32), _mm256_mul_ps(d, _mm256_broadcast_ss(a->d + b)), acc);
+            off = _mm256_fmadd_ps(d, _mm256_broadcast_ss(a->ds + b), off); /* d * dx * sum(xq) */
         }
+        acc = _mm256_fnmadd_ps(off, _mm256_set1_ps(16.0f), acc);
         STORE_TILE(y, tile, rows, acc);
     }
 }
@@ -97,6 +102,7 @@ static inline void gemv_qk45(const uint8_t *w, int64_t tile0, int64_t tile1, int
         __m256 acc = _mm256_setzero_ps();
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *blk = wt + b * tb, *qs = blk + qs_off;
+            prefetch_range(blk + FC_PREFETCH, tb);
             const int8_t *xb = a->q + 256 * b;
             __m256i sc03, sc47, m03, m47;
             k4_scales(blk, &sc03, &sc47, &m03, &m47);
@@ -161,6 +167,7 @@ static void gemv_q6_k(const uint8_t *w, int64_t tile0, int64_t tile1, int64_t ro
         __m256 acc = _mm256_setzero_ps();
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *blk = wt + b * 1680;
+            prefetch_range(blk + FC_PREFETCH, 1680);
             const int8_t *xb = a->q + 256 * b;
             const int16_t *bs = a->s + 16 * b;
             __m256i i32 = _mm256_setzero_si256(), corr = _mm256_setzero_si256();

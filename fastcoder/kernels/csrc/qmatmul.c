@@ -65,6 +65,22 @@ static void act_layout(int ggml_type, int64_t cols, int64_t num_tokens, fc_act *
     a->s = (int16_t *)(void *)(base + os); a->ds = (float *)(void *)(base + ods);
 }
 
+#ifndef FC_STREAMS
+#define FC_STREAMS 2
+#endif
+/* Decode: walks [tile0, tile1) as FC_STREAMS interleaved sequential streams, one tile of each in
+   turn, so the hardware prefetchers track several streams per core (more bytes in flight). */
+static void run_streams(fc_kernel kernel, const uint8_t *w, int64_t tile0, int64_t tile1,
+                        int64_t rows, int64_t cols, const fc_act *a, const float *x, float *y) {
+    const int64_t n = tile1 - tile0;
+    if (FC_STREAMS <= 1 || n < 4 * FC_STREAMS) { kernel(w, tile0, tile1, rows, cols, a, x, 1, y); return; }
+    int64_t start[FC_STREAMS + 1];
+    for (int s = 0; s <= FC_STREAMS; s++) start[s] = tile0 + n * s / FC_STREAMS;
+    for (int64_t i = 0; i < (n + FC_STREAMS - 1) / FC_STREAMS; i++)
+        for (int s = 0; s < FC_STREAMS; s++)
+            if (start[s] + i < start[s + 1]) kernel(w, start[s] + i, start[s] + i + 1, rows, cols, a, x, 1, y);
+}
+
 void fc_matmul(int ggml_type, const uint8_t *w, int64_t rows, int64_t cols, const float *x,
                int64_t num_tokens, float *y, int num_threads) {
     if (num_threads < 1) num_threads = 1;
@@ -88,7 +104,11 @@ void fc_matmul(int ggml_type, const uint8_t *w, int64_t rows, int64_t cols, cons
     /* small activations: quantizing them serially is cheaper than a barrier */
     const int serial_quant = num_threads == 1 || num_tokens * cols <= 32768;
     if (serial_quant) fc_quantize_rows(x, 0, num_tokens, &a);
-    if (num_threads == 1) { kernel(w, 0, num_tiles, rows, cols, &a, x, num_tokens, y); return; }
+    if (num_threads == 1) {
+        if (num_tokens == 1) run_streams(kernel, w, 0, num_tiles, rows, cols, &a, x, y);
+        else kernel(w, 0, num_tiles, rows, cols, &a, x, num_tokens, y);
+        return;
+    }
     #pragma omp parallel num_threads(num_threads)
     {
         const int id = omp_get_thread_num(), n = omp_get_num_threads();
@@ -97,7 +117,8 @@ void fc_matmul(int ggml_type, const uint8_t *w, int64_t rows, int64_t cols, cons
             #pragma omp barrier
         }
         const int64_t t0 = num_tiles * id / n, t1 = num_tiles * (id + 1) / n;
-        if (t0 < t1) kernel(w, t0, t1, rows, cols, &a, x, num_tokens, y);
+        if (t0 < t1 && num_tokens == 1) run_streams(kernel, w, t0, t1, rows, cols, &a, x, y);
+        else if (t0 < t1) kernel(w, t0, t1, rows, cols, &a, x, num_tokens, y);
     }
 }
 #else

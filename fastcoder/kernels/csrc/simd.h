@@ -17,6 +17,23 @@ static inline __m256 load_f16x8(const uint8_t *p) {
         else { float tmp_[8]; _mm256_storeu_ps(tmp_, v); store_tile(y, FC_TILE * (tile), rows, tmp_); } \
     } while (0)
 
+/* Software prefetch distance of the decode kernels (bytes ahead in the weight stream). */
+#ifndef FC_PREFETCH
+#define FC_PREFETCH 2048
+#endif
+
+/* Prefetches the cache lines of [p, p + n) (n a constant after inlining). */
+static inline void prefetch_range(const uint8_t *p, int n) {
+#ifndef FC_PREFETCH_HINT
+#define FC_PREFETCH_HINT _MM_HINT_T0
+#endif
+#if FC_PREFETCH > 0
+    for (int off = 0; off < n; off += 64) _mm_prefetch((const char *)p + off, FC_PREFETCH_HINT);
+#else
+    (void)p; (void)n;
+#endif
+}
+
 /* Shifts 16-bit lanes left by n (right by -n); n is a constant after inlining. */
 static inline __m256i shift16(__m256i v, int n) {
     return n > 0 ? _mm256_slli_epi16(v, n) : n < 0 ? _mm256_srli_epi16(v, -n) : v;
