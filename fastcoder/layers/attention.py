@@ -8,10 +8,17 @@ from fastcoder.layers.kv_cache import KVCache
 
 
 def cached_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor,
-                     cache: KVCache, layer: int, scale: float, sliding_window: int = 0
-                     ) -> torch.Tensor:
-    """q: [num_tokens, num_heads, head_dim]; k, v: [num_tokens, num_kv_heads, head_dim] for the
-    new tokens at `positions` (contiguous, ascending). Returns [num_tokens, num_heads * head_dim]."""
+                     cache, layer: int, scale: float, sliding_window: int = 0) -> torch.Tensor:
+    """Stores the new K/V in `cache` and attends: the cache decides the layout (one contiguous
+    sequence, or a paged batch). q: [num_tokens, num_heads, head_dim]; k, v: [num_tokens,
+    num_kv_heads, head_dim]. Returns [num_tokens, num_heads * head_dim]."""
+    return cache.attend(layer, q, k, v, positions, scale, sliding_window)
+
+
+def contiguous_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                         positions: torch.Tensor, cache: KVCache, layer: int, scale: float,
+                         sliding_window: int = 0) -> torch.Tensor:
+    """One sequence whose new tokens sit at `positions` (contiguous, ascending)."""
     num_tokens, num_heads, head_dim = q.shape
     cache.write(layer, positions, k, v)
     total = int(positions[-1]) + 1

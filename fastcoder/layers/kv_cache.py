@@ -21,3 +21,8 @@ class KVCache:
     def read(self, layer: int, num_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values of the first num_tokens positions: [num_tokens, kv_heads, head_dim]."""
         return self.k[layer, :num_tokens], self.v[layer, :num_tokens]
+
+    def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               positions: torch.Tensor, scale: float, sliding_window: int = 0) -> torch.Tensor:
+        from fastcoder.layers.attention import contiguous_attention
+        return contiguous_attention(q, k, v, positions, self, layer, scale, sliding_window)

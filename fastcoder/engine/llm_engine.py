@@ -1,0 +1,148 @@
+"""LLMEngine: continuous batching. Each step schedules every running request (decodes) plus
+chunks of waiting prompts within a token budget, runs ONE batched forward over the paged KV
+cache, samples, and turns tokens into per-request deltas (engine_api.Engine)."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import torch
+
+from fastcoder.engine.batch_runner import BatchRunner
+from fastcoder.engine.engine_api import RequestDelta, TokenLogprob
+from fastcoder.engine.request import RequestStatus
+from fastcoder.engine.scheduler import Scheduler
+from fastcoder.kv.kv_cache_manager import KVCacheManager
+from fastcoder.layers.linear import LinearFactory
+from fastcoder.layers.paged_kv import PagedKVCache
+from fastcoder.loader.gguf_file import GGUFModelFile
+from fastcoder.sample.sampler import Sampler
+from fastcoder.sample.stop import StopStringMatcher
+from fastcoder.sampling_params import SamplingParams
+from fastcoder.tokenizer.tokenizer import Tokenizer
+
+FINISH_STATUS = {"stop": RequestStatus.FINISHED_STOPPED, "length": RequestStatus.FINISHED_LENGTH}
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    max_model_len: int
+    max_num_seqs: int = 16
+    max_num_batched_tokens: int = 512     # token budget per step: bounds a prefill chunk
+    block_size: int = 16
+    kv_cache_mb: int = 512
+    enable_prefix_caching: bool = True
+
+
+@dataclass
+class _OutputState:
+    """Sampling and text state of one request."""
+    sampler: Sampler
+    params: SamplingParams
+    stop_ids: frozenset[int]
+    prompt_set: frozenset[int]
+    max_new: int
+    detokenizer: object
+    matcher: StopStringMatcher
+    num_logprobs: int | None
+    output_counts: Counter = field(default_factory=Counter)
+    num_generated: int = 0
+
+    def sample(self, logits: torch.Tensor) -> int:
+        return self.sampler(logits, self.prompt_set, self.output_counts)
+
+    def accept(self, token_id: int) -> tuple[str, str | None]:
+        """(text delta, finish reason) after token_id was sampled."""
+        self.num_generated += 1
+        if token_id in self.stop_ids:
+            return self._drain(), "stop"
+        self.output_counts[token_id] += 1
+        text, stopped = self.matcher.feed(self.detokenizer.push(token_id))
+        if stopped:
+            return text, "stop"
+        if self.num_generated >= self.max_new:
+            return text + self._drain(), "length"
+        return text, None
+
+    def _drain(self) -> str:
+        text, stopped = self.matcher.feed(self.detokenizer.finish())
+        return text if stopped else text + self.matcher.flush()
+
+
+class LLMEngine:
+    def __init__(self, gguf: GGUFModelFile, tokenizer: Tokenizer, linear: LinearFactory,
+                 config: EngineConfig):
+        c = gguf.config
+        self.config = config
+        self.tokenizer = tokenizer
+        self.max_model_len = config.max_model_len
+        block_bytes = PagedKVCache.bytes_per_block(c.num_layers, config.block_size,
+                                                   c.num_kv_heads, c.head_dim)
+        min_blocks = -(-config.max_model_len // config.block_size) + 1
+        num_blocks = max(config.kv_cache_mb * 2**20 // block_bytes, min_blocks)
+        self.runner = BatchRunner(gguf, config.max_model_len, linear, num_blocks,
+                                  config.block_size)
+        self.kv = KVCacheManager(num_blocks, config.block_size, config.enable_prefix_caching)
+        self.scheduler = Scheduler(self.kv, config.max_num_seqs,
+                                   max(config.max_num_batched_tokens, config.max_num_seqs),
+                                   config.max_model_len)
+        self.states: dict[str, _OutputState] = {}
+
+    # -- engine_api.Engine ---------------------------------------------------------------
+    def add_request(self, request_id: str, prompt_ids: list[int], params: SamplingParams,
+                    num_logprobs: int | None = None) -> None:
+        self.scheduler.add_request(request_id, prompt_ids, params)
+        stop_ids = set(params.stop_token_ids)
+        if not params.ignore_eos:
+            stop_ids |= self.tokenizer.stop_token_ids
+        max_new = self.max_model_len - len(prompt_ids)
+        if params.max_tokens is not None:
+            max_new = min(max_new, params.max_tokens)
+        self.states[request_id] = _OutputState(
+            sampler=Sampler(params), params=params, stop_ids=frozenset(stop_ids),
+            prompt_set=frozenset(prompt_ids) if params.repetition_penalty != 1 else frozenset(),
+            max_new=max_new, detokenizer=self.tokenizer.incremental_decoder(),
+            matcher=StopStringMatcher(params.stop), num_logprobs=num_logprobs)
+
+    def abort_request(self, request_id: str) -> None:
+        self.scheduler.abort_request(request_id)
+        self.states.pop(request_id, None)
+
+    def has_unfinished_requests(self) -> bool:
+        return self.scheduler.has_unfinished()
+
+    def step(self) -> list[RequestDelta]:
+        output = self.scheduler.schedule()
+        logits_by_id = self.runner.execute(output) if output.scheduled else {}
+        sampled = {rid: self.states[rid].sample(logits) for rid, logits in logits_by_id.items()}
+        self.scheduler.update_from_output(sampled)
+        deltas = []
+        for request_id, token_id in sampled.items():
+            state = self.states[request_id]
+            request = self.scheduler.get_request(request_id)
+            text, finish = state.accept(token_id)
+            logprobs = ()
+            if state.num_logprobs is not None:
+                logprobs = (token_logprob(logits_by_id[request_id], token_id, state.num_logprobs),)
+            deltas.append(RequestDelta(
+                request_id, (token_id,), text, finish, request.num_prompt_tokens,
+                request.num_cached_tokens, logprobs))
+            if finish is not None:
+                self.scheduler.finish_request(request_id, FINISH_STATUS[finish])
+                del self.states[request_id]
+        return deltas
+
+    def stats(self) -> dict[str, float]:
+        prefix = self.kv.prefix_cache_stats
+        return {"num_running": self.scheduler.num_running,
+                "num_waiting": self.scheduler.num_waiting,
+                "kv_blocks_used": self.kv.num_used_blocks,
+                "kv_blocks_total": self.kv.num_total_blocks,
+                "prefix_cache_queries": prefix.queries, "prefix_cache_hits": prefix.hits}
+
+
+def token_logprob(logits: torch.Tensor, token_id: int, num_top: int) -> TokenLogprob:
+    logprobs = torch.log_softmax(logits.float(), dim=-1)                # [vocab]
+    top = torch.topk(logprobs, num_top) if num_top > 0 else None
+    pairs = tuple(zip(top.indices.tolist(), top.values.tolist())) if top is not None else ()
+    return TokenLogprob(token_id, float(logprobs[token_id]), pairs)
