@@ -1,17 +1,23 @@
 """cffi out-of-line API build of fastcoder.kernels._qmatmul (run by setup.py's cffi_modules).
 
 AVX2/FMA/F16C flags are used on x86-64 unless FASTCODER_NO_SIMD=1; elsewhere the same sources
-compile to the portable scalar path.
+compile to the portable scalar path. The build is optional: without a compiler the package still
+installs and the Numba backend is used.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 from pathlib import Path
 
 from cffi import FFI
 
-CSRC = Path(__file__).resolve().parent / "csrc"
+# setup.py runs this file by path, outside the package: load sources.py the same way
+_spec = importlib.util.spec_from_file_location("_fc_sources", Path(__file__).with_name("sources.py"))
+_sources = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_sources)
+CSRC: Path = _sources.CSRC
 SOURCES = ["qmatmul.c", "act_quant.c", "gemv_avx2.c", "gemm_avx2.c", "float_avx2.c", "scalar.c"]
 
 CDEF = """
@@ -22,6 +28,7 @@ void fc_matmul_scalar(int ggml_type, const uint8_t *w, int64_t rows, int64_t col
 int fc_simd_level(void);
 int fc_supports(int ggml_type);
 int64_t fc_stream_read(const uint8_t *p, int64_t nbytes, int num_threads);
+const char *fc_source_hash(void);
 """
 
 
@@ -37,7 +44,8 @@ ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "fastcoder.kernels._qmatmul",
-    '#include "qmatmul.h"',
+    '#include "qmatmul.h"\n'
+    f'const char *fc_source_hash(void) {{ return "{_sources.source_hash()}"; }}\n',
     # relative paths: setuptools rejects absolute ones in an extension's sources
     sources=[os.path.relpath(CSRC / name) for name in SOURCES],
     include_dirs=[str(CSRC)],

@@ -10,11 +10,22 @@ from fastcoder.kernels.pack import QuantMatrix
 from fastcoder.kernels.qmatmul import check_args, default_num_threads
 
 
+def check_fresh(built_hash: str) -> None:
+    """In a source checkout, refuse an extension built from other C sources than the current
+    ones (an editable install does not rebuild by itself)."""
+    from fastcoder.kernels.sources import CSRC, source_hash
+    if CSRC.is_dir() and source_hash() != built_hash:
+        raise ImportError("the C kernels were built from older sources; rebuild them with "
+                          "`pip install -e .`")
+
+
 class CBackend:
     name = "c"
 
     def __init__(self, scalar: bool = False):
         from fastcoder.kernels._qmatmul import ffi, lib  # ImportError when not built
+        built = getattr(lib, "fc_source_hash", None)
+        check_fresh(ffi.string(built()).decode() if built else "")
         if lib.fc_simd_level() < 0 and not scalar:
             raise RuntimeError("the C kernels were built for AVX2/FMA/F16C, which this CPU lacks")
         self._from_buffer = ffi.from_buffer
