@@ -35,7 +35,11 @@ unit: $(STAMP)
 golden: $(STAMP)
 	$(BIN)/pip install -q -e '.[reference]'
 	$(BIN)/fastcoder pull qwen2.5-coder-0.5b-instruct
-	$(BIN)/python scripts/make_golden.py
+	$(BIN)/fastcoder pull gemma-3-270m
+	$(BIN)/python scripts/make_golden.py --model qwen2.5-coder-0.5b-instruct
+	$(BIN)/python scripts/make_golden.py --model gemma-3-270m
+	$(BIN)/python scripts/make_tokenizer_golden.py --model qwen2.5-coder-0.5b-instruct
+	$(BIN)/python scripts/make_tokenizer_golden.py --model gemma-3-270m
 
 clean:
 	rm -rf $(VENV) build *.egg-info
