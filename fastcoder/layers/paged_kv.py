@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
+
+from fastcoder.layers.attention import grouped_attention
 
 
 @dataclass(frozen=True)
@@ -57,23 +58,15 @@ class PagedKVCache:
         num_tokens, num_heads, head_dim = q.shape
         self.k[layer].index_copy_(0, layout.slot_mapping, k)
         self.v[layer].index_copy_(0, layout.slot_mapping, v)
-        out = torch.empty(num_tokens, num_heads, head_dim)
+        out = torch.empty(num_tokens, num_heads * head_dim)
         for seq in layout.sequences:
             rows = slice(seq.token_start, seq.token_start + seq.num_tokens)
             first_key = 0
             if sliding_window:
                 first_key = max(0, seq.context_len - seq.num_tokens - sliding_window + 1)
             slots = seq.key_slots[first_key:]
-            keys = self.k[layer].index_select(0, slots)              # [ctx, kv_heads, dim]
-            values = self.v[layer].index_select(0, slots)
-            mask = None
-            if seq.num_tokens > 1 or (sliding_window and len(slots) > sliding_window):
-                key_pos = torch.arange(first_key, seq.context_len)
-                query_pos = positions[rows]
-                mask = key_pos[None, :] <= query_pos[:, None]        # [tokens, ctx]
-                if sliding_window:
-                    mask &= key_pos[None, :] > query_pos[:, None] - sliding_window
-            out[rows] = F.scaled_dot_product_attention(
-                q[rows].transpose(0, 1), keys.transpose(0, 1), values.transpose(0, 1),
-                attn_mask=mask, scale=scale, enable_gqa=True).transpose(0, 1)
-        return out.reshape(num_tokens, num_heads * head_dim)
+            keys = self.k[layer].index_select(0, slots).transpose(0, 1)  # [kv_heads, ctx, dim]
+            values = self.v[layer].index_select(0, slots).transpose(0, 1)
+            out[rows] = grouped_attention(q[rows], keys, values, positions[rows], first_key,
+                                          scale, sliding_window)
+        return out

@@ -19,8 +19,21 @@ DECODE_TAIL = 16      # of the long prompt's compared positions, fed one token a
 
 @pytest.fixture(scope="module")
 def gemma_llm():
+    """The reference path (fp32 dequantized weights): the tight bounds below apply to it."""
     from fastcoder.engine.llm import LLM
-    return LLM(str(model_path(MODEL)), max_model_len=1024)
+    return LLM(str(model_path(MODEL)), max_model_len=1024, kernels="reference")
+
+
+def test_quantized_kernels_within_kernel_bounds():
+    """The default quantized kernels (int8 activations) within the kernels issue's bounds."""
+    from fastcoder.engine.llm import LLM
+    llm = LLM(str(model_path(MODEL)), max_model_len=1024)
+    results = teacher_forced(llm, GOLDEN)
+    agree = sum(top1_agreement(ids, ours)[0] for ids, _, ours in results)
+    total = sum(len(ids) for ids, _, _ in results)
+    kls = np.concatenate([kl_ref_to_ours(lp, ids, ours) for ids, lp, ours in results])
+    print(f"quant: top-1 {agree}/{total}, mean KL {kls.mean():.2e}")
+    assert agree / total >= 0.98 and kls.mean() <= 1e-2, (agree / total, kls.mean())
 
 
 @pytest.fixture(scope="module")
