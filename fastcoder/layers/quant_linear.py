@@ -11,6 +11,7 @@ from fastcoder.kernels.pack import pack_weight
 from fastcoder.kernels.qmatmul import bind_matmul, matmul
 from fastcoder.layers.linear import fused_bias
 from fastcoder.loader.gguf_file import QuantTensor
+from fastcoder.loader.pages import release_pages
 
 
 class QuantLinear(torch.nn.Module):
@@ -29,6 +30,8 @@ class QuantLinear(torch.nn.Module):
             raw = group[0].data if len(group) == 1 else np.concatenate([w.data for w in group])
             rows = sum(w.shape[0] for w in group)
             self.matrices.append(pack_weight(raw, group[0].ggml_type, (rows, self.in_features)))
+            for w in group:
+                release_pages(w.data)
         self.out_features = sum(m.rows for m in self.matrices)
         self.bias = fused_bias(weights, biases)
         # Decode buffers: x [1, in], y [1, out]; each matrix writes its contiguous slice of y.
