@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MODEL ?= qwen2.5-coder-0.5b-instruct
 
-.PHONY: setup run test unit golden pull clean
+.PHONY: setup run serve test unit golden pull clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -19,6 +19,10 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/fastcoder pull $(MODEL)
 	$(BIN)/fastcoder run -m $(MODEL)
+
+serve: $(STAMP)
+	$(BIN)/fastcoder pull $(MODEL)
+	$(BIN)/fastcoder serve -m $(MODEL)
 
 pull: $(STAMP)
 	$(BIN)/fastcoder pull $(MODEL)

@@ -14,6 +14,7 @@ SUBCOMMAND_MODULES = {
     "run": "fastcoder.cli.run_cmd",
     "generate": "fastcoder.cli.generate_cmd",
     "bench": "fastcoder.cli.bench_cmd",
+    "serve": "fastcoder.cli.serve_cmd",
 }
 
 
