@@ -35,6 +35,7 @@ def sampling_params(body: SamplingFields, max_tokens: int | None, num_prompt_tok
         temperature=body.temperature, top_p=body.top_p, top_k=body.top_k, min_p=body.min_p,
         presence_penalty=body.presence_penalty, frequency_penalty=body.frequency_penalty,
         repetition_penalty=body.repetition_penalty, seed=seed, stop=stop,
+        ignore_eos=body.ignore_eos,
         max_tokens=min(max_tokens or DEFAULT_MAX_TOKENS, room))
 
 
