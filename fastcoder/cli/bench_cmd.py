@@ -8,7 +8,7 @@ import sys
 
 from fastcoder.store.catalog import DEFAULT_MODEL
 
-SUITES = ("model", "kernels")
+SUITES = ("model", "kernels", "serve")
 PEERS = ("llama.cpp",)
 
 
@@ -27,6 +27,9 @@ def register(subparsers) -> None:
                         help="CPU threads for every engine (default: physical cores)")
     parser.add_argument("--compare", choices=PEERS, default=None,
                         help="also measure this peer on the same GGUF and threads")
+    parser.add_argument("--concurrency", default="1,4,16",
+                        help="serve: comma-separated numbers of concurrent streams")
+    parser.add_argument("--port", type=int, default=8011, help="serve: port of the servers")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
@@ -82,10 +85,33 @@ def run_kernel_suite(args: argparse.Namespace, threads: int) -> dict:
             "kernels": run_kernel_bench(threads)}
 
 
-SUITE_RUNNERS = {"model": run_model_suite, "kernels": run_kernel_suite}
+def run_serve_suite(args: argparse.Namespace, threads: int) -> dict:
+    from fastcoder.bench.serve_bench import (fastcoder_command, llama_server_command,
+                                             run_server_bench)
+    from fastcoder.cli.common import ensure_pulled
+    model_path = ensure_pulled(args.model)
+    levels = [int(c) for c in args.concurrency.split(",")]
+    ctx = args.prompt_tokens + args.gen_tokens + 64
+    report = {"model": model_path.name, "threads": threads, "gen_tokens": args.gen_tokens,
+              "fastcoder": run_server_bench(fastcoder_command(model_path, args.port, threads, ctx),
+                                            args.port, levels, args.gen_tokens)}
+    if args.compare == "llama.cpp":
+        report["llama_server"] = run_server_bench(
+            llama_server_command(model_path, args.port, threads, ctx), args.port, levels,
+            args.gen_tokens)
+        report["output_tok_s_ratio"] = {
+            str(ours["concurrency"]): round(ours["output_tok_s"] / peer["output_tok_s"], 3)
+            for ours, peer in zip(report["fastcoder"], report["llama_server"])}
+    return report
+
+
+SUITE_RUNNERS = {"model": run_model_suite, "kernels": run_kernel_suite, "serve": run_serve_suite}
 
 
 def print_table(report: dict) -> None:
+    if "fastcoder" in report:                     # serve suite: rows per concurrency
+        print(json.dumps(report, indent=2))
+        return
     rows = report.pop("kernels", None)
     peer = report.pop("llama_cpp", None)
     width = max(len(k) for k in report)
