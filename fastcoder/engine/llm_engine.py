@@ -3,21 +3,19 @@ chunks of waiting prompts within a token budget, runs ONE batched forward over t
 cache, samples, and turns tokens into per-request deltas (engine_api.Engine)."""
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from fastcoder.engine.batch_runner import BatchRunner
 from fastcoder.engine.engine_api import RequestDelta, TokenLogprob
+from fastcoder.engine.output_state import OutputState
 from fastcoder.engine.request import RequestStatus
 from fastcoder.engine.scheduler import Scheduler
 from fastcoder.kv.kv_cache_manager import KVCacheManager
 from fastcoder.layers.linear import LinearFactory
 from fastcoder.layers.paged_kv import PagedKVCache
 from fastcoder.loader.gguf_file import GGUFModelFile
-from fastcoder.sample.sampler import Sampler
-from fastcoder.sample.stop import StopStringMatcher
 from fastcoder.sampling_params import SamplingParams
 from fastcoder.tokenizer.tokenizer import Tokenizer
 
@@ -32,41 +30,6 @@ class EngineConfig:
     block_size: int = 16
     kv_cache_mb: int = 512
     enable_prefix_caching: bool = True
-
-
-@dataclass
-class _OutputState:
-    """Sampling and text state of one request."""
-    sampler: Sampler
-    params: SamplingParams
-    stop_ids: frozenset[int]
-    prompt_set: frozenset[int]
-    max_new: int
-    detokenizer: object
-    matcher: StopStringMatcher
-    num_logprobs: int | None
-    output_counts: Counter = field(default_factory=Counter)
-    num_generated: int = 0
-
-    def sample(self, logits: torch.Tensor) -> int:
-        return self.sampler(logits, self.prompt_set, self.output_counts)
-
-    def accept(self, token_id: int) -> tuple[str, str | None]:
-        """(text delta, finish reason) after token_id was sampled."""
-        self.num_generated += 1
-        if token_id in self.stop_ids:
-            return self._drain(), "stop"
-        self.output_counts[token_id] += 1
-        text, stopped = self.matcher.feed(self.detokenizer.push(token_id))
-        if stopped:
-            return text, "stop"
-        if self.num_generated >= self.max_new:
-            return text + self._drain(), "length"
-        return text, None
-
-    def _drain(self) -> str:
-        text, stopped = self.matcher.feed(self.detokenizer.finish())
-        return text if stopped else text + self.matcher.flush()
 
 
 class LLMEngine:
@@ -86,23 +49,14 @@ class LLMEngine:
         self.scheduler = Scheduler(self.kv, config.max_num_seqs,
                                    max(config.max_num_batched_tokens, config.max_num_seqs),
                                    config.max_model_len)
-        self.states: dict[str, _OutputState] = {}
+        self.states: dict[str, OutputState] = {}
 
     # -- engine_api.Engine ---------------------------------------------------------------
     def add_request(self, request_id: str, prompt_ids: list[int], params: SamplingParams,
                     num_logprobs: int | None = None) -> None:
         self.scheduler.add_request(request_id, prompt_ids, params)
-        stop_ids = set(params.stop_token_ids)
-        if not params.ignore_eos:
-            stop_ids |= self.tokenizer.stop_token_ids
-        max_new = self.max_model_len - len(prompt_ids)
-        if params.max_tokens is not None:
-            max_new = min(max_new, params.max_tokens)
-        self.states[request_id] = _OutputState(
-            sampler=Sampler(params), params=params, stop_ids=frozenset(stop_ids),
-            prompt_set=frozenset(prompt_ids) if params.repetition_penalty != 1 else frozenset(),
-            max_new=max_new, detokenizer=self.tokenizer.incremental_decoder(),
-            matcher=StopStringMatcher(params.stop), num_logprobs=num_logprobs)
+        self.states[request_id] = OutputState.for_request(
+            self.tokenizer, prompt_ids, params, self.max_model_len, num_logprobs)
 
     def abort_request(self, request_id: str) -> None:
         self.scheduler.abort_request(request_id)
