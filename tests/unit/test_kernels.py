@@ -197,3 +197,23 @@ def test_bound_call_sees_new_inputs(backend_name):
         x[:] = np.random.default_rng(seed).standard_normal((1, 64), dtype=np.float32)
         call()
         np.testing.assert_array_equal(out, be.matmul(x, w))
+
+
+@pytest.mark.parametrize("ggml_type", TYPES, ids=lambda t: t.name)
+def test_batch_invariance(backend, ggml_type: GGMLType):
+    # each (row, token) result is bit-identical whatever the batch around it (size, other tokens,
+    # decode vs prefill kernel) and the thread count: batched serving must match a lone request
+    raw = random_weight(ggml_type, ROWS, COLS, seed=11)
+    w = pack_weight(raw, ggml_type, (ROWS, COLS))
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((512, COLS), dtype=np.float32)
+    x[::5] *= rng.uniform(0.01, 30.0, size=(x[::5].shape[0], 1)).astype(np.float32)
+    x[3, :7] *= 50.0  # uneven block magnitudes
+    alone = np.concatenate([backend.matmul(x[t:t + 1].copy(), w, num_threads=1) for t in range(512)])
+    for num_threads in (1, 2):
+        for num_tokens in (1, 2, 3, 8, 37, 512):
+            got = backend.matmul(x[:num_tokens].copy(), w, num_threads=num_threads)
+            np.testing.assert_array_equal(got, alone[:num_tokens], err_msg=f"{num_tokens=} {num_threads=}")
+        perm = rng.permutation(512)[:37]  # other neighbours
+        got = backend.matmul(x[perm].copy(), w, num_threads=num_threads)
+        np.testing.assert_array_equal(got, alone[perm])

@@ -38,8 +38,9 @@ void fc_quantize_rows(const float *x, int64_t t0, int64_t t1, fc_act *a) {
     for (int64_t t = t0; t < t1; t++) {
         const float *xr = x + t * cols;
         int8_t *q = a->q + t * cols;
-        float *d = a->d + t * (cols / a->qb), *ds = a->ds + t * (cols / a->sg);
+        float *d = a->d + t * (cols / a->qb);
         int16_t *s = a->s + t * (cols / a->sg);
+        int32_t *si = a->si + t * (cols / a->sg);
         for (int64_t b = 0; b < cols / a->qb; b++) {
             const float amax = amax_f32(xr + b * a->qb, a->qb);
             const float db = amax / 127.0f;
@@ -53,10 +54,10 @@ void fc_quantize_rows(const float *x, int64_t t0, int64_t t1, fc_act *a) {
                 sums16(v, &s0, &s1);
                 if (a->sg == 16) {
                     s[c / 16] = (int16_t)s0; s[c / 16 + 1] = (int16_t)s1;
-                    ds[c / 16] = db * (float)s0; ds[c / 16 + 1] = db * (float)s1;
+                    si[c / 16] = s0; si[c / 16 + 1] = s1;
                 } else {
                     s[c / 32] = (int16_t)(s0 + s1);
-                    ds[c / 32] = db * (float)(s0 + s1);
+                    si[c / 32] = s0 + s1;
                 }
             }
         }

@@ -20,16 +20,16 @@ typedef struct { int block_size; int tile_block_bytes; } fc_format;
 int fc_format_of(int ggml_type, fc_format *fmt);
 
 /* Activations of one call quantized to int8: per token, cols int8 values `q`, one fp32 scale
-   per `qb` values, and per group of `sg` values the integer sum `s` and d * s as `ds`. */
+   per `qb` values, and per group of `sg` values the integer sum, as int16 `s` and int32 `si`. */
 typedef struct {
-    int8_t *q; float *d; int16_t *s; float *ds;
+    int8_t *q; float *d; int16_t *s; int32_t *si;
     int64_t cols; int qb; int sg;
 } fc_act;
 
 static inline const int8_t *act_q(const fc_act *a, int64_t t) { return a->q + t * a->cols; }
 static inline const float *act_d(const fc_act *a, int64_t t) { return a->d + t * (a->cols / a->qb); }
 static inline const int16_t *act_s(const fc_act *a, int64_t t) { return a->s + t * (a->cols / a->sg); }
-static inline const float *act_ds(const fc_act *a, int64_t t) { return a->ds + t * (a->cols / a->sg); }
+static inline const int32_t *act_si(const fc_act *a, int64_t t) { return a->si + t * (a->cols / a->sg); }
 
 void fc_quantize_rows(const float *x, int64_t t0, int64_t t1, fc_act *a);
 

@@ -1,6 +1,12 @@
 /* Prefill kernels (many tokens, compute-bound). Each 8-row tile is unpacked once per block of
-   tokens into unsigned 4-weight steps plus fp32 per-group scale S and offset M (w = S * q - M),
-   then a register-blocked kernel runs maddubs over 4 tokens per weight load. */
+   tokens into unsigned 4-weight steps plus integer scales/offsets and fp32 block scales, then a
+   register-blocked kernel runs maddubs over 4 tokens per weight load.
+
+   Batch invariance: per (row, token) these kernels perform exactly the same integer dot products
+   and the same fp32 operations, in the same order, as the decode kernels of gemv_avx2.c (one
+   exact int32 per GGUF block, integer sub-block scales and offsets included, then the same one or
+   two fp32 FMAs per block into one accumulator lane). So a token's result does not depend on
+   num_tokens, on the other tokens of the batch or on the thread count. Keep the two in step. */
 #include <stdlib.h>
 #include "common.h"
 #ifdef FC_AVX2
@@ -8,18 +14,20 @@
 
 #define NT_MAX 4
 
+enum { K_Q4_0, K_Q5_0, K_K45, K_Q6K }; /* how a block's offset term is formed */
+
 typedef struct {
-    uint8_t *q;   /* [cols / 4][32]: step s = 8 rows x columns 4s .. 4s + 3 */
-    float *S, *M; /* [cols / G][8] */
+    uint8_t *q;    /* [cols / 4][32]: step s = 8 rows x columns 4s .. 4s + 3, unsigned */
+    __m256i *sc;   /* [cols / G]: int16 scale pairs per row for madd (K-quants) */
+    __m256i *mc;   /* [nb][NC]: integer offset coefficients per block (K-quants) */
+    float *D, *Dm; /* [nb][8]: fp32 block scale d (and dmin) per row */
 } unpacked;
 
 static void unpack_q4_0(const uint8_t *wt, int64_t nb, unpacked *u) {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = wt + b * 144;
-        const __m256 d = load_f16x8(blk);
-        _mm256_storeu_ps(u->S + 8 * b, d);
-        _mm256_storeu_ps(u->M + 8 * b, _mm256_mul_ps(d, _mm256_set1_ps(8.0f)));
+        _mm256_storeu_ps(u->D + 8 * b, load_f16x8(blk));
         #pragma GCC unroll 16
         for (int c = 0; c < 4; c++) {
             const __m256i Q = LOADU(blk + 16 + 32 * c);
@@ -32,9 +40,7 @@ static void unpack_q4_0(const uint8_t *wt, int64_t nb, unpacked *u) {
 static void unpack_q5_0(const uint8_t *wt, int64_t nb, unpacked *u) {
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = wt + b * 176;
-        const __m256 d = load_f16x8(blk);
-        _mm256_storeu_ps(u->S + 8 * b, d);
-        _mm256_storeu_ps(u->M + 8 * b, _mm256_mul_ps(d, _mm256_set1_ps(16.0f)));
+        _mm256_storeu_ps(u->D + 8 * b, load_f16x8(blk));
         const __m256i H = LOADU(blk + 16);
         #pragma GCC unroll 16
         for (int c = 0; c < 4; c++) {
@@ -49,21 +55,17 @@ static void unpack_q5_0(const uint8_t *wt, int64_t nb, unpacked *u) {
 static inline void unpack_qk45(const uint8_t *wt, int64_t nb, unpacked *u, const int five) {
     const int64_t tb = five ? 1408 : 1152;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    const __m256i lane0 = _mm256_setr_epi8(0, -128, -128, -128, 4, -128, -128, -128, 8, -128, -128, -128, 12, -128, -128, -128,
-                                           0, -128, -128, -128, 4, -128, -128, -128, 8, -128, -128, -128, 12, -128, -128, -128);
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = wt + b * tb, *qs = blk + (five ? 384 : 128);
-        const __m256 d = load_f16x8(blk), dmin = load_f16x8(blk + 16);
+        _mm256_storeu_ps(u->D + 8 * b, load_f16x8(blk));
+        _mm256_storeu_ps(u->Dm + 8 * b, load_f16x8(blk + 16));
         __m256i sc03, sc47, m03, m47;
         k4_scales(blk, &sc03, &sc47, &m03, &m47);
         #pragma GCC unroll 16
-        for (int j = 0; j < 8; j++) {
-            const __m256i sel = _mm256_add_epi8(lane0, _mm256_set1_epi8((char)(j & 3)));
-            const __m256 sc = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(j < 4 ? sc03 : sc47, sel));
-            const __m256 mn = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(j < 4 ? m03 : m47, sel));
-            _mm256_storeu_ps(u->S + 8 * (8 * b + j), _mm256_mul_ps(d, sc));
-            _mm256_storeu_ps(u->M + 8 * (8 * b + j), _mm256_mul_ps(dmin, mn));
-        }
+        for (int j = 0; j < 8; j++)
+            _mm256_storeu_si256(u->sc + 8 * b + j, _mm256_shuffle_epi8(j < 4 ? sc03 : sc47, k4_pair_mask(j)));
+        _mm256_storeu_si256(u->mc + 2 * b, m03);
+        _mm256_storeu_si256(u->mc + 2 * b + 1, m47);
         #pragma GCC unroll 16
         for (int g = 0; g < 4; g++)
             #pragma GCC unroll 16
@@ -83,16 +85,13 @@ static void unpack_q5_k(const uint8_t *wt, int64_t nb, unpacked *u) { unpack_qk4
 static void unpack_q6_k(const uint8_t *wt, int64_t nb, unpacked *u) {
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = wt + b * 1680;
-        const __m256 d = load_f16x8(blk);
+        _mm256_storeu_ps(u->D + 8 * b, load_f16x8(blk));
         #pragma GCC unroll 16
         for (int p = 0; p < 8; p++) {
             const __m256i Wp = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(blk + 16 + 16 * p)));
-            const __m256 s0 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(Wp, 16), 16)));
-            const __m256 s1 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_srai_epi32(Wp, 16)));
-            _mm256_storeu_ps(u->S + 8 * (16 * b + 2 * p), s0);
-            _mm256_storeu_ps(u->S + 8 * (16 * b + 2 * p + 1), s1);
-            _mm256_storeu_ps(u->M + 8 * (16 * b + 2 * p), _mm256_mul_ps(s0, _mm256_set1_ps(32.0f)));
-            _mm256_storeu_ps(u->M + 8 * (16 * b + 2 * p + 1), _mm256_mul_ps(s1, _mm256_set1_ps(32.0f)));
+            _mm256_storeu_si256(u->mc + 8 * b + p, Wp);
+            _mm256_storeu_si256(u->sc + 16 * b + 2 * p, _mm256_shuffle_epi8(Wp, q6_dup_mask(0)));
+            _mm256_storeu_si256(u->sc + 16 * b + 2 * p + 1, _mm256_shuffle_epi8(Wp, q6_dup_mask(1)));
         }
         #pragma GCC unroll 16
         for (int h = 0; h < 2; h++)
@@ -104,63 +103,85 @@ static void unpack_q6_k(const uint8_t *wt, int64_t nb, unpacked *u) {
     }
 }
 
-/* 8 rows x NT tokens over all groups of G columns; int16 sums hold `I` steps (no overflow:
-   I * 2 * max_q * 127 <= 32767). Writes y[t0 + t][8 * tile ...]. */
+/* 8 rows x NT tokens over all blocks of BS columns (groups of G columns with one integer scale
+   each); int16 sums hold `I` steps (no overflow: I * 2 * max_q * 127 <= 32767). The block's
+   int32 and its fp32 update are those of the matching gemv kernel. Writes y[t0 + t][8 * tile ...]. */
 static inline __attribute__((always_inline)) void unpacked_dot(
-        const unpacked *u, int64_t cols, const int G, const int I, const fc_act *a, int64_t t0,
-        const int NT, float *y, int64_t rows, int64_t tile) {
+        const unpacked *u, int64_t cols, const int KIND, const int BS, const int G, const int I,
+        const fc_act *a, int64_t t0, const int NT, float *y, int64_t rows, int64_t tile) {
     const __m256i ones = _mm256_set1_epi16(1);
-    const int steps = G / 4, groups_per_qb = a->qb / G;
+    const int steps = G / 4, gpb = BS / G;
     __m256 acc[NT_MAX];
-    const int8_t *xq[NT_MAX]; const float *xd[NT_MAX], *xds[NT_MAX];
+    const int8_t *xq[NT_MAX]; const float *xd[NT_MAX]; const int16_t *xs[NT_MAX]; const int32_t *xsi[NT_MAX];
     #pragma GCC unroll 16
     for (int t = 0; t < NT; t++) {
         acc[t] = _mm256_setzero_ps();
-        xq[t] = act_q(a, t0 + t); xd[t] = act_d(a, t0 + t); xds[t] = act_ds(a, t0 + t);
+        xq[t] = act_q(a, t0 + t); xd[t] = act_d(a, t0 + t); xs[t] = act_s(a, t0 + t); xsi[t] = act_si(a, t0 + t);
     }
-    for (int64_t j = 0; j < cols / G; j++) {
+    for (int64_t b = 0; b < cols / BS; b++) {
         __m256i i32[NT_MAX];
         #pragma GCC unroll 16
         for (int t = 0; t < NT; t++) i32[t] = _mm256_setzero_si256();
-        for (int v0 = 0; v0 < steps; v0 += I) {
-            __m256i s16[NT_MAX];
-            #pragma GCC unroll 16
-            for (int t = 0; t < NT; t++) s16[t] = _mm256_setzero_si256();
-            #pragma GCC unroll 16
-            for (int v = v0; v < v0 + I; v++) {
-                const __m256i W = LOADU(u->q + 32 * (j * steps + v));
+        for (int j = 0; j < gpb; j++) {
+            const int64_t g = b * gpb + j;
+            const __m256i SC = KIND <= K_Q5_0 ? ones : _mm256_loadu_si256(u->sc + g);
+            for (int v0 = 0; v0 < steps; v0 += I) {
+                __m256i s16[NT_MAX];
                 #pragma GCC unroll 16
-                for (int t = 0; t < NT; t++)
-                    s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(W, bcast4(xq[t] + j * G + 4 * v)));
+                for (int t = 0; t < NT; t++) s16[t] = _mm256_setzero_si256();
+                #pragma GCC unroll 16
+                for (int v = v0; v < v0 + I; v++) {
+                    const __m256i W = _mm256_load_si256((const __m256i *)(u->q + 32 * (g * steps + v)));
+                    #pragma GCC unroll 16
+                    for (int t = 0; t < NT; t++)
+                        s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(W, bcast4(xq[t] + g * G + 4 * v)));
+                }
+                #pragma GCC unroll 16
+                for (int t = 0; t < NT; t++) i32[t] = _mm256_add_epi32(i32[t], _mm256_madd_epi16(s16[t], SC));
             }
-            #pragma GCC unroll 16
-            for (int t = 0; t < NT; t++) i32[t] = _mm256_add_epi32(i32[t], _mm256_madd_epi16(s16[t], ones));
         }
-        const __m256 S = _mm256_loadu_ps(u->S + 8 * j), M = _mm256_loadu_ps(u->M + 8 * j);
+        const __m256 D = _mm256_loadu_ps(u->D + 8 * b);
         #pragma GCC unroll 16
         for (int t = 0; t < NT; t++) {
-            const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(i32[t]), _mm256_broadcast_ss(xd[t] + j / groups_per_qb));
-            acc[t] = _mm256_fmadd_ps(S, f, acc[t]);
-            acc[t] = _mm256_fnmadd_ps(M, _mm256_broadcast_ss(xds[t] + j), acc[t]);
+            const __m256 dx = _mm256_broadcast_ss(xd[t] + b);
+            if (KIND <= K_Q5_0) { /* gemv_q4_0 / gemv_q5_0: offset 8 or 16 times sum(xq) */
+                const int sh = KIND == K_Q5_0 ? 4 : 3;
+                const __m256i i = _mm256_sub_epi32(i32[t], _mm256_slli_epi32(bcast4(xsi[t] + b), sh));
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_mul_ps(D, dx), acc[t]);
+            } else if (KIND == K_K45) { /* gemv_qk45 */
+                const __m256i corr = k4_min_dot(_mm256_loadu_si256(u->mc + 2 * b), _mm256_loadu_si256(u->mc + 2 * b + 1), xs[t] + 8 * b);
+                const __m256 dm = _mm256_mul_ps(_mm256_loadu_ps(u->Dm + 8 * b), dx);
+                acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(D, dx), _mm256_cvtepi32_ps(i32[t]), acc[t]);
+                acc[t] = _mm256_fnmadd_ps(dm, _mm256_cvtepi32_ps(corr), acc[t]);
+            } else { /* gemv_q6_k */
+                __m256i corr = _mm256_setzero_si256();
+                #pragma GCC unroll 16
+                for (int p = 0; p < 8; p++)
+                    corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_loadu_si256(u->mc + 8 * b + p), bcast4(xs[t] + 16 * b + 2 * p)));
+                const __m256i i = _mm256_sub_epi32(i32[t], _mm256_slli_epi32(corr, 5));
+                acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(D, dx), _mm256_cvtepi32_ps(i), acc[t]);
+            }
         }
     }
     #pragma GCC unroll 16
     for (int t = 0; t < NT; t++) STORE_TILE(y + (t0 + t) * rows, tile, rows, acc[t]);
 }
 
-#define DEFINE_DOT(name, G, I) \
+#define DEFINE_DOT(name, KIND, BS, G, I) \
     static void name(const unpacked *u, int64_t cols, const fc_act *a, int64_t t0, int nt, \
                      float *y, int64_t rows, int64_t tile) { \
         switch (nt) { \
-        case 4: unpacked_dot(u, cols, G, I, a, t0, 4, y, rows, tile); break; \
-        case 3: unpacked_dot(u, cols, G, I, a, t0, 3, y, rows, tile); break; \
-        case 2: unpacked_dot(u, cols, G, I, a, t0, 2, y, rows, tile); break; \
-        default: unpacked_dot(u, cols, G, I, a, t0, 1, y, rows, tile); break; \
+        case 4: unpacked_dot(u, cols, KIND, BS, G, I, a, t0, 4, y, rows, tile); break; \
+        case 3: unpacked_dot(u, cols, KIND, BS, G, I, a, t0, 3, y, rows, tile); break; \
+        case 2: unpacked_dot(u, cols, KIND, BS, G, I, a, t0, 2, y, rows, tile); break; \
+        default: unpacked_dot(u, cols, KIND, BS, G, I, a, t0, 1, y, rows, tile); break; \
         } \
     }
-DEFINE_DOT(dot_g32_i8, 32, 8) /* 4-bit: 8 x 2 x 15 x 127 = 30480 */
-DEFINE_DOT(dot_g32_i4, 32, 4) /* 5-bit: 4 x 2 x 31 x 127 = 31496 */
-DEFINE_DOT(dot_g16_i2, 16, 2) /* 6-bit: 2 x 2 x 63 x 127 = 32004 */
+DEFINE_DOT(dot_q4_0, K_Q4_0, 32, 32, 8) /* 4-bit: 8 x 2 x 15 x 127 = 30480 */
+DEFINE_DOT(dot_q5_0, K_Q5_0, 32, 32, 4) /* 5-bit: 4 x 2 x 31 x 127 = 31496 */
+DEFINE_DOT(dot_q4_k, K_K45, 256, 32, 8)
+DEFINE_DOT(dot_q5_k, K_K45, 256, 32, 4)
+DEFINE_DOT(dot_q6_k, K_Q6K, 256, 16, 2) /* 6-bit: 2 x 2 x 63 x 127 = 32004 */
 
 typedef void (*unpack_fn)(const uint8_t *, int64_t, unpacked *);
 typedef void (*dot_fn)(const unpacked *, int64_t, const fc_act *, int64_t, int, float *, int64_t, int64_t);
@@ -172,14 +193,18 @@ static int64_t token_block(int64_t cols, int64_t num_tokens) {
     return tb < num_tokens ? tb : num_tokens;
 }
 
+static void *alloc64(size_t n) { return aligned_alloc(64, (n + 63) & ~(size_t)63); }
+
 static void gemm_unpacked(const uint8_t *w, int64_t tile0, int64_t tile1, int64_t rows, int64_t cols,
                           const fc_act *a, int64_t num_tokens, float *y, int block_size,
-                          int tile_block_bytes, int G, unpack_fn unpack, dot_fn dot) {
+                          int tile_block_bytes, unpack_fn unpack, dot_fn dot) {
     const int64_t nb = cols / block_size, tb = token_block(cols, num_tokens);
     unpacked u;
-    u.q = aligned_alloc(64, ((size_t)cols * 8 + 63) & ~(size_t)63);
-    u.S = aligned_alloc(64, ((size_t)(cols / G) * 32 + 63) & ~(size_t)63);
-    u.M = aligned_alloc(64, ((size_t)(cols / G) * 32 + 63) & ~(size_t)63);
+    u.q = alloc64((size_t)cols * 8);
+    u.sc = alloc64((size_t)(cols / 16) * 32); /* groups of >= 16 columns */
+    u.mc = alloc64((size_t)nb * 8 * 32);      /* <= 8 vectors per block */
+    u.D = alloc64((size_t)nb * 32);
+    u.Dm = alloc64((size_t)nb * 32);
     for (int64_t tk = 0; tk < num_tokens; tk += tb) {
         const int64_t tk1 = tk + tb < num_tokens ? tk + tb : num_tokens;
         for (int64_t tile = tile0; tile < tile1; tile++) {
@@ -190,20 +215,20 @@ static void gemm_unpacked(const uint8_t *w, int64_t tile0, int64_t tile1, int64_
             }
         }
     }
-    free(u.q); free(u.S); free(u.M);
+    free(u.q); free(u.sc); free(u.mc); free(u.D); free(u.Dm);
 }
 
-#define DEFINE_GEMM(name, bs, tbb, G, unpack, dot) \
+#define DEFINE_GEMM(name, bs, tbb, unpack, dot) \
     static void name(const uint8_t *w, int64_t tile0, int64_t tile1, int64_t rows, int64_t cols, \
                      const fc_act *a, const float *x, int64_t num_tokens, float *y) { \
         (void)x; \
-        gemm_unpacked(w, tile0, tile1, rows, cols, a, num_tokens, y, bs, tbb, G, unpack, dot); \
+        gemm_unpacked(w, tile0, tile1, rows, cols, a, num_tokens, y, bs, tbb, unpack, dot); \
     }
-DEFINE_GEMM(gemm_q4_0, 32, 144, 32, unpack_q4_0, dot_g32_i8)
-DEFINE_GEMM(gemm_q5_0, 32, 176, 32, unpack_q5_0, dot_g32_i4)
-DEFINE_GEMM(gemm_q4_k, 256, 1152, 32, unpack_q4_k, dot_g32_i8)
-DEFINE_GEMM(gemm_q5_k, 256, 1408, 32, unpack_q5_k, dot_g32_i4)
-DEFINE_GEMM(gemm_q6_k, 256, 1680, 16, unpack_q6_k, dot_g16_i2)
+DEFINE_GEMM(gemm_q4_0, 32, 144, unpack_q4_0, dot_q4_0)
+DEFINE_GEMM(gemm_q5_0, 32, 176, unpack_q5_0, dot_q5_0)
+DEFINE_GEMM(gemm_q4_k, 256, 1152, unpack_q4_k, dot_q4_k)
+DEFINE_GEMM(gemm_q5_k, 256, 1408, unpack_q5_k, dot_q5_k)
+DEFINE_GEMM(gemm_q6_k, 256, 1680, unpack_q6_k, dot_q6_k)
 
 /* Q8_0 weights are signed: read the packed tile directly, sign trick per token. */
 static inline __attribute__((always_inline)) void q8_0_dot(

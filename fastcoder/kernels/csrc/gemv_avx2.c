@@ -37,7 +37,7 @@ static void gemv_q4_0(const uint8_t *w, int64_t tile0, int64_t tile1, int64_t ro
     const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0F);
     for (int64_t tile = tile0; tile < tile1; tile++) {
         const uint8_t *wt = w + tile * nb * 144;
-        __m256 acc = _mm256_setzero_ps(), off = _mm256_setzero_ps();
+        __m256 acc = _mm256_setzero_ps();
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *blk = wt + b * 144;
             prefetch_range(blk + FC_PREFETCH, 144);
@@ -50,12 +50,10 @@ static void gemv_q4_0(const uint8_t *w, int64_t tile0, int64_t tile1, int64_t ro
                 s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(lo, bcast4(xb + 4 * c)));
                 s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(hi, bcast4(xb + 16 + 4 * c)));
             }
-            __m256i i32 = _mm256_madd_epi16(s16, ones);
-            const __m256 d = load_f16x8(blk);
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i32), _mm256_mul_ps(d, _mm256_broadcast_ss(a->d + b)), acc);
-            off = _mm256_fmadd_ps(d, _mm256_broadcast_ss(a->ds + b), off); /* d * dx * sum(xq) */
+            /* exact int32 of (q - 8) . xq; one fp32 FMA per block, as gemm_q4_0 does */
+            const __m256i i32 = _mm256_sub_epi32(_mm256_madd_epi16(s16, ones), _mm256_slli_epi32(bcast4(a->si + b), 3));
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i32), _mm256_mul_ps(load_f16x8(blk), _mm256_broadcast_ss(a->d + b)), acc);
         }
-        acc = _mm256_fnmadd_ps(off, _mm256_set1_ps(8.0f), acc);
         STORE_TILE(y, tile, rows, acc);
     }
 }
@@ -67,7 +65,7 @@ static void gemv_q5_0(const uint8_t *w, int64_t tile0, int64_t tile1, int64_t ro
     const __m256i ones = _mm256_set1_epi16(1);
     for (int64_t tile = tile0; tile < tile1; tile++) {
         const uint8_t *wt = w + tile * nb * 176;
-        __m256 acc = _mm256_setzero_ps(), off = _mm256_setzero_ps();
+        __m256 acc = _mm256_setzero_ps();
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *blk = wt + b * 176;
             prefetch_range(blk + FC_PREFETCH, 176);
@@ -81,12 +79,11 @@ static void gemv_q5_0(const uint8_t *w, int64_t tile0, int64_t tile1, int64_t ro
             } while (0)
             Q5_0_STEP(0); Q5_0_STEP(1); Q5_0_STEP(2); Q5_0_STEP(3);
 #undef Q5_0_STEP
+            /* exact int32 of (q - 16) . xq; one fp32 FMA per block, as gemm_q5_0 does */
             __m256i i32 = _mm256_add_epi32(_mm256_madd_epi16(slo, ones), _mm256_madd_epi16(shi, ones));
-            const __m256 d = load_f16x8(blk);
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i32), _mm256_mul_ps(d, _mm256_broadcast_ss(a->d + b)), acc);
-            off = _mm256_fmadd_ps(d, _mm256_broadcast_ss(a->ds + b), off); /* d * dx * sum(xq) */
+            i32 = _mm256_sub_epi32(i32, _mm256_slli_epi32(bcast4(a->si + b), 4));
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i32), _mm256_mul_ps(load_f16x8(blk), _mm256_broadcast_ss(a->d + b)), acc);
         }
-        acc = _mm256_fnmadd_ps(off, _mm256_set1_ps(16.0f), acc);
         STORE_TILE(y, tile, rows, acc);
     }
 }

@@ -62,7 +62,7 @@ static void act_layout(int ggml_type, int64_t cols, int64_t num_tokens, fc_act *
                  ods = (os + 2 * ns + 63) & ~(size_t)63;
     char *base = scratch(ods + 4 * ns);
     a->q = (int8_t *)(base + oq); a->d = (float *)(void *)(base + od);
-    a->s = (int16_t *)(void *)(base + os); a->ds = (float *)(void *)(base + ods);
+    a->s = (int16_t *)(void *)(base + os); a->si = (int32_t *)(void *)(base + ods);
 }
 
 #ifndef FC_STREAMS
