@@ -122,9 +122,6 @@ def print_table(report: dict) -> None:
         for key, value in peer.items():
             print(f"  {key:<{width - 2}}  {value}")
     if rows:
-        columns = list(rows[0])
-        print("  ".join(f"{c:>14}" for c in columns))
-        for row in rows:
-            print("  ".join(f"{row[c]:>14.3f}" if isinstance(row[c], float) else f"{row[c]:>14}"
-                            for c in columns))
+        from fastcoder.bench.kernels import format_results
+        print(format_results(rows))
     sys.stdout.flush()
