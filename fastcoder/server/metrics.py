@@ -1,8 +1,12 @@
-"""Prometheus text metrics: request counts, tokens, latency histograms, engine gauges."""
+"""Prometheus text metrics: requests by HTTP status, prompt/generation token counters, TTFT and
+inter-token latency histograms, and the engine's gauges (running, waiting, KV blocks, prefix-cache
+hit rate). `CountRequests` is the ASGI middleware that feeds the status counter."""
 from __future__ import annotations
 
 import threading
 from collections import Counter
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -80,3 +84,26 @@ class Metrics:
         for name, value in gauges.items():
             lines += [f"# TYPE {name} gauge", f"{name} {value}"]
         return "\n".join(lines) + "\n"
+
+
+class CountRequests:
+    """Counts each /v1/ response by status, including 401s from the auth layer and 500s."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            return await self.app(scope, receive, send)
+        status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            self.metrics.record_request(status)

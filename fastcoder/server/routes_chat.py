@@ -1,4 +1,4 @@
-"""POST /v1/chat/completions."""
+"""POST /v1/chat/completions: messages through the model's chat template, n choices, streaming."""
 from __future__ import annotations
 
 import time
@@ -7,18 +7,12 @@ import uuid
 from fastapi import APIRouter, Request
 
 from fastcoder.server.context import ServerContext
-from fastcoder.server.generation import Choice, collect, run_choices, sampling_params, usage
+from fastcoder.server.generation import Completion, collect_all, sampling_params
+from fastcoder.server.logprobs import chat_logprobs
 from fastcoder.server.protocol import ChatCompletionRequest
-from fastcoder.server.sse import sse_event, sse_response
+from fastcoder.server.sse import error_event, sse_event, sse_response
 
 router = APIRouter()
-
-
-def chat_logprobs(ctx: ServerContext, logprobs) -> dict:
-    token = lambda i: ctx.tokenizer.decode([i])
-    return {"content": [{"token": token(lp.token_id), "logprob": lp.logprob,
-                         "top_logprobs": [{"token": token(i), "logprob": v} for i, v in lp.top]}
-                        for lp in logprobs]}
 
 
 @router.post("/v1/chat/completions")
@@ -28,40 +22,42 @@ async def chat_completions(body: ChatCompletionRequest, request: Request):
     messages = [{"role": m.role, "content": m.text()} for m in body.messages]
     text = ctx.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
     prompt_ids = ctx.tokenizer.encode(text, add_special_tokens=False)
-    max_tokens = body.max_completion_tokens or body.max_tokens
-    params = [sampling_params(body, max_tokens, len(prompt_ids), ctx.engine.max_model_len, i)
-              for i in range(body.n)]
+    params = [sampling_params(body, body.max_tokens_field, len(prompt_ids),
+                              ctx.engine.max_model_len, "messages", i) for i in range(body.n)]
     num_logprobs = (body.top_logprobs or 0) if body.logprobs else None
-    completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-    base = {"id": completion_id, "created": created, "model": ctx.model_name}
-    choices = [Choice(i) for i in range(body.n)]
-    deltas = run_choices(ctx.engine, ctx.metrics, "chat", prompt_ids, params, num_logprobs)
+    completion = Completion(ctx, f"chatcmpl-{uuid.uuid4().hex}", [len(prompt_ids)], body.n)
+    stream = await completion.start([prompt_ids], params, num_logprobs)
+    base = {"id": completion.completion_id, "created": int(time.time()),
+            "model": ctx.model_name}
+
+    def logprobs_of(items) -> dict | None:
+        return chat_logprobs(ctx.tokenizer, items) if num_logprobs is not None else None
 
     if not body.stream:
-        async for index, delta in deltas:
-            collect(choices[index], delta)
-        ctx.metrics.record_tokens(len(prompt_ids), sum(len(c.token_ids) for c in choices))
+        await collect_all(completion, stream)
         return {**base, "object": "chat.completion", "choices": [
             {"index": c.index, "message": {"role": "assistant", "content": "".join(c.text)},
-             "logprobs": chat_logprobs(ctx, c.logprobs) if num_logprobs is not None else None,
-             "finish_reason": c.finish_reason} for c in choices],
-            "usage": usage(len(prompt_ids), choices)}
-
-    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+             "logprobs": logprobs_of(c.logprobs), "finish_reason": c.finish_reason}
+            for c in completion.choices], "usage": completion.usage()}
 
     async def events():
         chunk = {**base, "object": "chat.completion.chunk"}
-        for c in choices:
-            yield sse_event({**chunk, "choices": [{"index": c.index, "delta": {
-                "role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}]})
-        async for index, delta in deltas:
-            collect(choices[index], delta)
-            payload = {"index": index, "delta": {"content": delta.text} if delta.text else {},
-                       "logprobs": chat_logprobs(ctx, delta.logprobs)
-                       if num_logprobs is not None else None,
-                       "finish_reason": delta.finish_reason}
-            yield sse_event({**chunk, "choices": [payload]})
-        ctx.metrics.record_tokens(len(prompt_ids), sum(len(c.token_ids) for c in choices))
-        if include_usage:
-            yield sse_event({**chunk, "choices": [], "usage": usage(len(prompt_ids), choices)})
+        try:
+            for c in completion.choices:
+                yield sse_event({**chunk, "choices": [{"index": c.index, "delta": {
+                    "role": "assistant", "content": ""}, "logprobs": None,
+                    "finish_reason": None}]})
+            async for delta in stream:
+                choice = completion.add(delta)
+                yield sse_event({**chunk, "choices": [{
+                    "index": choice.index, "delta": {"content": delta.text} if delta.text else {},
+                    "logprobs": logprobs_of(delta.logprobs),
+                    "finish_reason": delta.finish_reason}]})
+            if body.include_usage:
+                yield sse_event({**chunk, "choices": [], "usage": completion.usage()})
+        except Exception as exc:
+            yield error_event(exc)
+        finally:
+            stream.close()
+            completion.record()
     return sse_response(events())

@@ -1,4 +1,5 @@
-"""POST /v1/completions: text or token-id prompts, `suffix` for fill-in-the-middle, echo."""
+"""POST /v1/completions: text or token-id prompts (one or a batch), `suffix` for
+fill-in-the-middle with the model's FIM tokens, echo, logprobs, n choices, streaming."""
 from __future__ import annotations
 
 import time
@@ -6,73 +7,71 @@ import uuid
 
 from fastapi import APIRouter, Request
 
+from fastcoder.errors import InvalidParameterError
 from fastcoder.server.context import ServerContext
-from fastcoder.server.generation import Choice, collect, run_choices, sampling_params, usage
+from fastcoder.server.generation import Completion, collect_all, sampling_params
+from fastcoder.server.logprobs import completion_logprobs
 from fastcoder.server.protocol import CompletionRequest
-from fastcoder.server.sse import sse_event, sse_response
+from fastcoder.server.sse import error_event, sse_event, sse_response
 
 router = APIRouter()
+DEFAULT_MAX_TOKENS = 16             # the OpenAI default for this endpoint
 
 
-def prompt_ids_of(ctx: ServerContext, body: CompletionRequest) -> list[int]:
-    if body.suffix is not None:
-        prefix = body.prompt if isinstance(body.prompt, str) else ctx.tokenizer.decode(body.prompt)
-        return ctx.tokenizer.build_fim_prompt(prefix, body.suffix)   # typed 400 without FIM
-    if isinstance(body.prompt, list):
-        return list(body.prompt)
-    return ctx.tokenizer.encode(body.prompt)
-
-
-def completion_logprobs(ctx: ServerContext, logprobs) -> dict:
-    token = lambda i: ctx.tokenizer.decode([i])
-    return {"tokens": [token(lp.token_id) for lp in logprobs],
-            "token_logprobs": [lp.logprob for lp in logprobs],
-            "top_logprobs": [{token(i): v for i, v in lp.top} for lp in logprobs]}
+def prompt_ids_of(ctx: ServerContext, prompt: str | list[int], suffix: str | None) -> list[int]:
+    vocab = ctx.tokenizer.vocab_size
+    if isinstance(prompt, list) and any(t >= vocab for t in prompt):
+        raise InvalidParameterError(f"prompt token ids must be in [0, {vocab})", param="prompt")
+    if suffix is not None:
+        prefix = prompt if isinstance(prompt, str) else ctx.tokenizer.decode(prompt)
+        return ctx.tokenizer.build_fim_prompt(prefix, suffix)   # 400 for a model without FIM
+    if isinstance(prompt, list):
+        return list(prompt)
+    return ctx.tokenizer.encode(prompt)
 
 
 @router.post("/v1/completions")
 async def completions(body: CompletionRequest, request: Request):
     ctx: ServerContext = request.app.state.ctx
     ctx.check_model(body.model)
-    prompt_ids = prompt_ids_of(ctx, body)
-    vocab = ctx.tokenizer.vocab_size
-    if any(not 0 <= t < vocab for t in prompt_ids):
-        from fastcoder.errors import InvalidParameterError
-        raise InvalidParameterError(f"prompt token ids must be in [0, {vocab})", param="prompt")
-    params = [sampling_params(body, body.max_tokens or 16, len(prompt_ids),
-                              ctx.engine.max_model_len, i) for i in range(body.n)]
-    echo = ctx.tokenizer.decode(prompt_ids) if body.echo else ""
-    completion_id, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
-    base = {"id": completion_id, "object": "text_completion", "created": created,
-            "model": ctx.model_name}
-    choices = [Choice(i) for i in range(body.n)]
-    deltas = run_choices(ctx.engine, ctx.metrics, "cmpl", prompt_ids, params, body.logprobs)
+    prompts = [prompt_ids_of(ctx, p, body.suffix) for p in body.prompts()]
+    max_tokens = ("max_tokens", body.max_tokens or DEFAULT_MAX_TOKENS)
+    params = [sampling_params(body, max_tokens, len(ids), ctx.engine.max_model_len, "prompt", j)
+              for ids in prompts for j in range(body.n)]
+    completion = Completion(ctx, f"cmpl-{uuid.uuid4().hex}", [len(p) for p in prompts], body.n)
+    stream = await completion.start(prompts, params, body.logprobs)
+    echoes = [ctx.tokenizer.decode(p) if body.echo else "" for p in prompts]
+    base = {"id": completion.completion_id, "object": "text_completion",
+            "created": int(time.time()), "model": ctx.model_name}
+
+    def logprobs_of(items) -> dict | None:
+        return completion_logprobs(ctx.tokenizer, items) if body.logprobs is not None else None
 
     if not body.stream:
-        async for index, delta in deltas:
-            collect(choices[index], delta)
-        ctx.metrics.record_tokens(len(prompt_ids), sum(len(c.token_ids) for c in choices))
+        await collect_all(completion, stream)
         return {**base, "choices": [
-            {"index": c.index, "text": echo + "".join(c.text),
-             "logprobs": completion_logprobs(ctx, c.logprobs) if body.logprobs is not None
-             else None, "finish_reason": c.finish_reason} for c in choices],
-            "usage": usage(len(prompt_ids), choices)}
-
-    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+            {"index": c.index, "text": echoes[c.prompt_index] + "".join(c.text),
+             "logprobs": logprobs_of(c.logprobs), "finish_reason": c.finish_reason}
+            for c in completion.choices], "usage": completion.usage()}
 
     async def events():
-        if echo:
-            for c in choices:
-                yield sse_event({**base, "choices": [{"index": c.index, "text": echo,
-                                                      "logprobs": None, "finish_reason": None}]})
-        async for index, delta in deltas:
-            collect(choices[index], delta)
-            yield sse_event({**base, "choices": [{
-                "index": index, "text": delta.text,
-                "logprobs": completion_logprobs(ctx, delta.logprobs)
-                if body.logprobs is not None else None,
-                "finish_reason": delta.finish_reason}]})
-        ctx.metrics.record_tokens(len(prompt_ids), sum(len(c.token_ids) for c in choices))
-        if include_usage:
-            yield sse_event({**base, "choices": [], "usage": usage(len(prompt_ids), choices)})
+        try:
+            if body.echo:
+                for c in completion.choices:
+                    yield sse_event({**base, "choices": [{
+                        "index": c.index, "text": echoes[c.prompt_index], "logprobs": None,
+                        "finish_reason": None}]})
+            async for delta in stream:
+                choice = completion.add(delta)
+                yield sse_event({**base, "choices": [{
+                    "index": choice.index, "text": delta.text,
+                    "logprobs": logprobs_of(delta.logprobs),
+                    "finish_reason": delta.finish_reason}]})
+            if body.include_usage:
+                yield sse_event({**base, "choices": [], "usage": completion.usage()})
+        except Exception as exc:
+            yield error_event(exc)
+        finally:
+            stream.close()
+            completion.record()
     return sse_response(events())

@@ -17,4 +17,13 @@ def sse_response(events: AsyncIterator[str]) -> StreamingResponse:
             yield event
         yield "data: [DONE]\n\n"
     return StreamingResponse(body(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache"})
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def error_event(exc: Exception) -> str:
+    """What a stream says when it fails after the 200 went out (OpenAI and vLLM do the same)."""
+    from fastcoder.errors import FastcoderError
+    if isinstance(exc, FastcoderError):
+        return sse_event(exc.to_openai())
+    return sse_event({"error": {"message": f"internal error: {type(exc).__name__}",
+                                "type": "server_error", "param": None, "code": None}})

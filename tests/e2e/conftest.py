@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import pytest
 
+from fastcoder.engine.llm import LLM
 from tests.e2e.server_process import ServerProcess
 from tests.helpers.tiny_gguf import write_tiny_qwen2
+
+ENGINES = ["batched", "serial"]
 
 
 @pytest.fixture(scope="session")
@@ -14,10 +17,18 @@ def server_model(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def server(server_model):
-    process = ServerProcess(server_model).start()
-    yield process
-    process.stop()
+def reference(server_model):
+    """The same model in-process on the single-sequence loop: the expected greedy outputs."""
+    return LLM(str(server_model), max_model_len=1024, threads=1)
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def server(request, server_model):
+    process = ServerProcess(server_model, engine=request.param).start()
+    try:
+        yield process
+    finally:
+        process.stop()
 
 
 @pytest.fixture(scope="session")
@@ -25,11 +36,13 @@ def guarded_server(server_model):
     """API key required; one running request and one waiting at most."""
     process = ServerProcess(server_model, "--api-key", "s3cret", "--max-num-seqs", "1",
                             "--max-queue", "1").start()
-    yield process
-    process.stop()
+    try:
+        yield process
+    finally:
+        process.stop()
 
 
 @pytest.fixture()
 def client(server):
     import openai
-    return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="unused")
+    return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0)
