@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 
 from fastcoder.engine.batch_runner import BatchRunner
-from fastcoder.engine.engine_api import RequestDelta, TokenLogprob
-from fastcoder.engine.output_state import OutputState
+from fastcoder.engine.engine_api import RequestDelta
+from fastcoder.engine.output_processor import OutputProcessor
 from fastcoder.engine.request import RequestStatus
 from fastcoder.engine.scheduler import Scheduler
 from fastcoder.kv.kv_cache_manager import KVCacheManager
@@ -49,18 +48,17 @@ class LLMEngine:
         self.scheduler = Scheduler(self.kv, config.max_num_seqs,
                                    max(config.max_num_batched_tokens, config.max_num_seqs),
                                    config.max_model_len)
-        self.states: dict[str, OutputState] = {}
+        self.outputs = OutputProcessor(tokenizer, config.max_model_len)
 
     # -- engine_api.Engine ---------------------------------------------------------------
     def add_request(self, request_id: str, prompt_ids: list[int], params: SamplingParams,
                     num_logprobs: int | None = None) -> None:
         self.scheduler.add_request(request_id, prompt_ids, params)
-        self.states[request_id] = OutputState.for_request(
-            self.tokenizer, prompt_ids, params, self.max_model_len, num_logprobs)
+        self.outputs.add(request_id, prompt_ids, params, num_logprobs)
 
     def abort_request(self, request_id: str) -> None:
         self.scheduler.abort_request(request_id)
-        self.states.pop(request_id, None)
+        self.outputs.abort(request_id)
 
     def has_unfinished_requests(self) -> bool:
         return self.scheduler.has_unfinished()
@@ -68,22 +66,16 @@ class LLMEngine:
     def step(self) -> list[RequestDelta]:
         output = self.scheduler.schedule()
         logits_by_id = self.runner.execute(output) if output.scheduled else {}
-        sampled = {rid: self.states[rid].sample(logits) for rid, logits in logits_by_id.items()}
+        sampled = {rid: self.outputs.sample(rid, logits) for rid, logits in logits_by_id.items()}
         self.scheduler.update_from_output(sampled)
         deltas = []
         for request_id, token_id in sampled.items():
-            state = self.states[request_id]
             request = self.scheduler.get_request(request_id)
-            text, finish = state.accept(token_id)
-            logprobs = ()
-            if state.num_logprobs is not None:
-                logprobs = (token_logprob(logits_by_id[request_id], token_id, state.num_logprobs),)
-            deltas.append(RequestDelta(
-                request_id, (token_id,), text, finish, request.num_prompt_tokens,
-                request.num_cached_tokens, logprobs))
-            if finish is not None:
-                self.scheduler.finish_request(request_id, FINISH_STATUS[finish])
-                del self.states[request_id]
+            delta = self.outputs.emit(request_id, token_id, logits_by_id[request_id],
+                                      request.num_prompt_tokens, request.num_cached_tokens)
+            deltas.append(delta)
+            if delta.finish_reason is not None:
+                self.scheduler.finish_request(request_id, FINISH_STATUS[delta.finish_reason])
         return deltas
 
     def stats(self) -> dict[str, float]:
@@ -93,10 +85,3 @@ class LLMEngine:
                 "kv_blocks_used": self.kv.num_used_blocks,
                 "kv_blocks_total": self.kv.num_total_blocks,
                 "prefix_cache_queries": prefix.queries, "prefix_cache_hits": prefix.hits}
-
-
-def token_logprob(logits: torch.Tensor, token_id: int, num_top: int) -> TokenLogprob:
-    logprobs = torch.log_softmax(logits.float(), dim=-1)                # [vocab]
-    top = torch.topk(logprobs, num_top) if num_top > 0 else None
-    pairs = tuple(zip(top.indices.tolist(), top.values.tolist())) if top is not None else ()
-    return TokenLogprob(token_id, float(logprobs[token_id]), pairs)
