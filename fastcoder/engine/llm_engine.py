@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 from fastcoder.engine.batch_runner import BatchRunner
 from fastcoder.engine.engine_api import RequestDelta
 from fastcoder.engine.output_processor import OutputProcessor
