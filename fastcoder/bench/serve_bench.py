@@ -77,14 +77,29 @@ def wait_healthy(proc: subprocess.Popen, url: str, timeout_s: float = 180) -> No
     raise PeerUnavailableError("server did not become healthy in time")
 
 
-def run_server_bench(command: list[str], port: int, levels: list[int], max_tokens: int
-                     ) -> list[dict]:
+async def cached_prefix_ttft(url: str, prefix_tokens: int) -> dict:
+    """TTFT of a request whose first `prefix_tokens` tokens (roughly: repeated code lines) were
+    sent just before, as an agent resending its conversation does; and of the cold first one."""
+    line = "    result = compute_value(index, items[index]) + offset\n"
+    prefix = "def process(items, offset):\n" + line * (prefix_tokens // 14)
+    async with httpx.AsyncClient(timeout=600) as client:
+        cold, _, _ = await one_stream(client, url, prefix + "# first question\n", 4)
+        warm, _, _ = await one_stream(client, url, prefix + "# second question\n", 4)
+    return {"prefix_tokens": prefix_tokens, "ttft_cold_s": round(cold, 3),
+            "ttft_cached_s": round(warm, 3)}
+
+
+def run_server_bench(command: list[str], port: int, levels: list[int], max_tokens: int,
+                     prefix_tokens: int = 0) -> list[dict]:
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_healthy(proc, url)
         asyncio.run(drive(url, 1, 8))                       # warm-up
-        return [asyncio.run(drive(url, level, max_tokens)) for level in levels]
+        rows = [asyncio.run(drive(url, level, max_tokens)) for level in levels]
+        if prefix_tokens:
+            rows.append(asyncio.run(cached_prefix_ttft(url, prefix_tokens)))
+        return rows
     finally:
         proc.terminate()
         proc.wait(timeout=30)

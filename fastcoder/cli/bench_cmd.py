@@ -30,6 +30,9 @@ def register(subparsers) -> None:
     parser.add_argument("--concurrency", default="1,4,16",
                         help="serve: comma-separated numbers of concurrent streams")
     parser.add_argument("--port", type=int, default=8011, help="serve: port of the servers")
+    parser.add_argument("--prefix-tokens", type=int, default=0,
+                        help="serve: also time the first token of a request whose prefix of "
+                             "about this many tokens was just sent (prefix cache)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
@@ -91,17 +94,19 @@ def run_serve_suite(args: argparse.Namespace, threads: int) -> dict:
     from fastcoder.cli.common import ensure_pulled
     model_path = ensure_pulled(args.model)
     levels = [int(c) for c in args.concurrency.split(",")]
-    ctx = args.prompt_tokens + args.gen_tokens + 64
+    ctx = max(args.prompt_tokens, args.prefix_tokens) + args.gen_tokens + 64
     report = {"model": model_path.name, "threads": threads, "gen_tokens": args.gen_tokens,
               "fastcoder": run_server_bench(fastcoder_command(model_path, args.port, threads, ctx),
-                                            args.port, levels, args.gen_tokens)}
+                                            args.port, levels, args.gen_tokens,
+                                            args.prefix_tokens)}
     if args.compare == "llama.cpp":
         report["llama_server"] = run_server_bench(
             llama_server_command(model_path, args.port, threads, ctx), args.port, levels,
-            args.gen_tokens)
+            args.gen_tokens, args.prefix_tokens)
         report["output_tok_s_ratio"] = {
             str(ours["concurrency"]): round(ours["output_tok_s"] / peer["output_tok_s"], 3)
-            for ours, peer in zip(report["fastcoder"], report["llama_server"])}
+            for ours, peer in zip(report["fastcoder"], report["llama_server"])
+            if "output_tok_s" in ours}
     return report
 
 
