@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import AsyncIterator, Callable
 
 from fastcoder.engine.async_engine import RequestStream
 from fastcoder.engine.engine_api import RequestDelta, TokenLogprob
@@ -12,6 +13,7 @@ from fastcoder.errors import ContextLengthError
 from fastcoder.sampling_params import SamplingParams
 from fastcoder.server.context import ServerContext
 from fastcoder.server.protocol import SamplingFields
+from fastcoder.server.sse import error_event, sse_event
 
 
 def sampling_params(body: SamplingFields, max_tokens: tuple[str, int | None],
@@ -113,6 +115,29 @@ async def collect_all(completion: Completion, stream: RequestStream) -> None:
     try:
         async for delta in stream:
             completion.add(delta)
+    finally:
+        stream.close()
+        completion.record()
+
+
+async def stream_events(completion: Completion, stream: RequestStream, base: dict,
+                        opening: list[dict], content: Callable[[RequestDelta], dict],
+                        logprobs_of: Callable, include_usage: bool) -> AsyncIterator[str]:
+    """Streaming: SSE events for the opening choice payloads, then one chunk per delta
+    (`content(delta)` gives the route's own fields), the usage chunk if asked for, and an error
+    event (then [DONE]) if something fails after the 200 was sent."""
+    try:
+        for payload in opening:
+            yield sse_event({**base, "choices": [payload]})
+        async for delta in stream:
+            choice = completion.add(delta)
+            yield sse_event({**base, "choices": [{
+                "index": choice.index, **content(delta),
+                "logprobs": logprobs_of(delta.logprobs), "finish_reason": delta.finish_reason}]})
+        if include_usage:
+            yield sse_event({**base, "choices": [], "usage": completion.usage()})
+    except Exception as exc:
+        yield error_event(exc)
     finally:
         stream.close()
         completion.record()

@@ -7,10 +7,11 @@ import uuid
 from fastapi import APIRouter, Request
 
 from fastcoder.server.context import ServerContext
-from fastcoder.server.generation import Completion, collect_all, sampling_params
+from fastcoder.server.generation import (Completion, collect_all, sampling_params,
+                                         stream_events)
 from fastcoder.server.logprobs import chat_logprobs
 from fastcoder.server.protocol import ChatCompletionRequest
-from fastcoder.server.sse import error_event, sse_event, sse_response
+from fastcoder.server.sse import sse_response
 
 router = APIRouter()
 
@@ -40,24 +41,9 @@ async def chat_completions(body: ChatCompletionRequest, request: Request):
              "logprobs": logprobs_of(c.logprobs), "finish_reason": c.finish_reason}
             for c in completion.choices], "usage": completion.usage()}
 
-    async def events():
-        chunk = {**base, "object": "chat.completion.chunk"}
-        try:
-            for c in completion.choices:
-                yield sse_event({**chunk, "choices": [{"index": c.index, "delta": {
-                    "role": "assistant", "content": ""}, "logprobs": None,
-                    "finish_reason": None}]})
-            async for delta in stream:
-                choice = completion.add(delta)
-                yield sse_event({**chunk, "choices": [{
-                    "index": choice.index, "delta": {"content": delta.text} if delta.text else {},
-                    "logprobs": logprobs_of(delta.logprobs),
-                    "finish_reason": delta.finish_reason}]})
-            if body.include_usage:
-                yield sse_event({**chunk, "choices": [], "usage": completion.usage()})
-        except Exception as exc:
-            yield error_event(exc)
-        finally:
-            stream.close()
-            completion.record()
-    return sse_response(events())
+    opening = [{"index": c.index, "delta": {"role": "assistant", "content": ""},
+                "logprobs": None, "finish_reason": None} for c in completion.choices]
+    return sse_response(stream_events(
+        completion, stream, {**base, "object": "chat.completion.chunk"}, opening,
+        lambda delta: {"delta": {"content": delta.text} if delta.text else {}},
+        logprobs_of, body.include_usage))

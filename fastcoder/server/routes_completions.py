@@ -9,10 +9,11 @@ from fastapi import APIRouter, Request
 
 from fastcoder.errors import InvalidParameterError
 from fastcoder.server.context import ServerContext
-from fastcoder.server.generation import Completion, collect_all, sampling_params
+from fastcoder.server.generation import (Completion, collect_all, sampling_params,
+                                         stream_events)
 from fastcoder.server.logprobs import completion_logprobs
 from fastcoder.server.protocol import CompletionRequest
-from fastcoder.server.sse import error_event, sse_event, sse_response
+from fastcoder.server.sse import sse_response
 
 router = APIRouter()
 DEFAULT_MAX_TOKENS = 16             # the OpenAI default for this endpoint
@@ -54,24 +55,8 @@ async def completions(body: CompletionRequest, request: Request):
              "logprobs": logprobs_of(c.logprobs), "finish_reason": c.finish_reason}
             for c in completion.choices], "usage": completion.usage()}
 
-    async def events():
-        try:
-            if body.echo:
-                for c in completion.choices:
-                    yield sse_event({**base, "choices": [{
-                        "index": c.index, "text": echoes[c.prompt_index], "logprobs": None,
-                        "finish_reason": None}]})
-            async for delta in stream:
-                choice = completion.add(delta)
-                yield sse_event({**base, "choices": [{
-                    "index": choice.index, "text": delta.text,
-                    "logprobs": logprobs_of(delta.logprobs),
-                    "finish_reason": delta.finish_reason}]})
-            if body.include_usage:
-                yield sse_event({**base, "choices": [], "usage": completion.usage()})
-        except Exception as exc:
-            yield error_event(exc)
-        finally:
-            stream.close()
-            completion.record()
-    return sse_response(events())
+    opening = [{"index": c.index, "text": echoes[c.prompt_index], "logprobs": None,
+                "finish_reason": None} for c in completion.choices] if body.echo else []
+    return sse_response(stream_events(completion, stream, base, opening,
+                                      lambda delta: {"text": delta.text}, logprobs_of,
+                                      body.include_usage))
