@@ -22,6 +22,7 @@ class ModelBenchResult:
     decode_tok_s: float
     peak_rss_mb: float
     weight_bytes_per_token: int
+    vocab_size: int
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -69,10 +70,10 @@ def bench_fastcoder(model: str, prompt_tokens: int, gen_tokens: int,
     for position in range(prompt_tokens, prompt_tokens + gen_tokens):
         token_id = int(runner.decode(token_id, position).argmax())
     decode_s = time.perf_counter() - started
-    from fastcoder.loader.gguf_file import open_gguf
-    weight_bytes = decode_weight_bytes(open_gguf(llm.model_path))
+    weight_bytes = decode_weight_bytes(llm.gguf)
     return ModelBenchResult(
         model=llm.model_path.name, threads=llm.load_stats.num_threads,
         prompt_tokens=prompt_tokens, gen_tokens=gen_tokens, load_s=load_s,
         prefill_tok_s=prompt_tokens / prefill_s, decode_tok_s=gen_tokens / decode_s,
-        peak_rss_mb=peak_rss_mb(), weight_bytes_per_token=weight_bytes)
+        peak_rss_mb=peak_rss_mb(), weight_bytes_per_token=weight_bytes,
+        vocab_size=llm.config.vocab_size)

@@ -68,9 +68,7 @@ def run_model_suite(args: argparse.Namespace, threads: int) -> dict:
     }
     if args.compare == "llama.cpp":
         from fastcoder.bench.llama_cpp_bench import bench_llama_cpp
-        from fastcoder.loader.metadata import read_metadata
-        vocab_size = len(read_metadata(model_path).get("tokenizer.ggml.tokens", [])) or 32000
-        peer = bench_llama_cpp(model_path, bench_prompt(vocab_size, args.prompt_tokens),
+        peer = bench_llama_cpp(model_path, bench_prompt(ours.vocab_size, args.prompt_tokens),
                                args.gen_tokens, threads)
         report["llama_cpp"] = {k: round(v, 2) if isinstance(v, float) else v
                                for k, v in peer.to_dict().items()}

@@ -42,7 +42,7 @@ class LLM:
         started = time.perf_counter()
         num_threads = set_threads(threads)
         self.model_path = resolve_model_path(model)
-        gguf = open_gguf(self.model_path)
+        gguf = self.gguf = open_gguf(self.model_path)   # tensors stay memory-mapped views
         self.config = gguf.config
         self.tokenizer = Tokenizer.from_metadata(gguf.metadata)
         max_model_len = min(max_model_len or DEFAULT_MAX_MODEL_LEN, gguf.config.context_length)

@@ -6,10 +6,10 @@ import torch.nn.functional as F
 
 
 class RMSNorm(torch.nn.Module):
-    def __init__(self, weight: torch.Tensor, eps: float, offset: float = 0.0):
+    def __init__(self, weight: torch.Tensor, eps: float):
         super().__init__()
-        # gemma stores (weight - 1); `offset` adds it back once at load.
-        self.weight = torch.nn.Parameter(weight + offset, requires_grad=False)  # [hidden]
+        # GGUF stores the effective scale (llama.cpp's converter already adds gemma's +1).
+        self.weight = torch.nn.Parameter(weight, requires_grad=False)  # [hidden]
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [..., hidden]
