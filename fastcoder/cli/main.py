@@ -15,6 +15,7 @@ SUBCOMMAND_MODULES = {
     "generate": "fastcoder.cli.generate_cmd",
     "bench": "fastcoder.cli.bench_cmd",
     "serve": "fastcoder.cli.serve_cmd",
+    "eval": "fastcoder.cli.eval_cmd",
 }
 
 

@@ -1,0 +1,214 @@
+"""Where completions come from: fastcoder in-process (one request at a time on `LLM`, or many on
+the continuous-batching engine) or any OpenAI-compatible server over HTTP. All three take the
+same chat messages and decode greedily, so they are scored on equal terms."""
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+
+from fastcoder.errors import FastcoderError, InvalidParameterError
+from fastcoder.sampling_params import SamplingParams
+
+REQUEST_TIMEOUT_S = 900          # one greedy reply of up to --max-tokens on a busy CPU
+
+
+class EvalBackendError(FastcoderError):
+    """The model server failed or could not be reached."""
+    http_status = 502
+    error_type = "server_error"
+    code = "eval_backend_failed"
+
+
+class SpeculativeUnavailableError(FastcoderError):
+    code = "speculative_unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    text: str
+    num_tokens: int | None           # generated tokens, when the backend reports them
+    finish_reason: str | None        # "stop" | "length"
+
+
+class Backend(Protocol):
+    name: str                        # model name as reported in the summary
+
+    def complete(self, messages: list[dict], max_tokens: int) -> Completion:
+        """One greedy chat reply; callable from several threads at once."""
+
+    def close(self) -> None: ...
+
+
+def greedy(max_tokens: int) -> SamplingParams:
+    return SamplingParams(temperature=0, max_tokens=max_tokens)
+
+
+class LocalBackend:
+    """fastcoder's `LLM` (single-sequence loop), one request at a time."""
+
+    def __init__(self, model: str, *, threads: int | None, max_model_len: int | None,
+                 speculative: str | None = None):
+        from fastcoder.engine.llm import LLM
+        kwargs = {"speculative": speculative} if speculative else {}
+        self.llm = LLM(model, max_model_len=max_model_len, threads=threads, kernels="quant",
+                       **kwargs)
+        self.name = self.llm.model_path.stem
+        self._lock = threading.Lock()        # LLM holds one KV cache: requests take turns
+
+    def complete(self, messages: list[dict], max_tokens: int) -> Completion:
+        with self._lock:
+            output = self.llm.chat(messages, greedy(max_tokens))[0].outputs[0]
+        return Completion(output.text, len(output.token_ids), output.finish_reason)
+
+    def close(self) -> None:
+        pass
+
+
+class LocalBatchedBackend:
+    """fastcoder's continuous-batching LLMEngine (what `fastcoder serve` runs), in-process: the
+    calling threads queue requests and wait; one engine thread steps all of them together."""
+
+    def __init__(self, model: str, *, threads: int | None, max_model_len: int | None,
+                 max_num_seqs: int):
+        from fastcoder.engine.linear_backends import linear_factory
+        from fastcoder.engine.llm import DEFAULT_MAX_MODEL_LEN
+        from fastcoder.engine.llm_engine import EngineConfig, LLMEngine
+        from fastcoder.engine.threads import set_threads
+        from fastcoder.loader.gguf_file import open_gguf
+        from fastcoder.store.cache import resolve_model_path
+        from fastcoder.tokenizer.tokenizer import Tokenizer
+        path = resolve_model_path(model)
+        num_threads = set_threads(threads)
+        gguf = open_gguf(path)
+        self.tokenizer = Tokenizer.from_metadata(gguf.metadata)
+        context = min(max_model_len or DEFAULT_MAX_MODEL_LEN, gguf.config.context_length)
+        self.engine = LLMEngine(gguf, self.tokenizer, linear_factory("quant", num_threads),
+                                EngineConfig(max_model_len=context, max_num_seqs=max_num_seqs))
+        self.name = path.stem
+        self._inbox: queue.Queue = queue.Queue()      # (request id, prompt ids, params, future)
+        self._ids = itertools.count()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="eval-engine", daemon=True)
+        self._thread.start()
+
+    def complete(self, messages: list[dict], max_tokens: int) -> Completion:
+        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+        prompt_ids = self.tokenizer.encode(text, add_special_tokens=False)
+        future: Future = Future()
+        self._inbox.put((f"eval-{next(self._ids)}", prompt_ids, greedy(max_tokens), future))
+        return future.result()
+
+    def close(self) -> None:
+        self._closed = True
+        self._inbox.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        """The only code that touches the engine."""
+        pending: dict[str, tuple[list[str], list[int], Future]] = {}
+        while not self._closed:
+            try:
+                # Block only when idle; while requests run, just pick up new ones between steps.
+                item = self._inbox.get(block=not pending)
+                while item is not None:
+                    request_id, prompt_ids, params, future = item
+                    try:
+                        self.engine.add_request(request_id, prompt_ids, params)
+                        pending[request_id] = ([], [], future)
+                    except FastcoderError as exc:
+                        future.set_exception(exc)
+                    item = self._inbox.get_nowait()
+            except queue.Empty:
+                pass
+            if not pending:
+                continue
+            try:
+                deltas = self.engine.step()
+            except BaseException as exc:              # a bug: fail every caller, now and later
+                for _, _, future in pending.values():
+                    future.set_exception(exc)
+                self._fail_from_now_on(exc)
+                return
+            for delta in deltas:
+                texts, token_ids, future = pending[delta.request_id]
+                texts.append(delta.text)
+                token_ids.extend(delta.new_token_ids)
+                if delta.finish_reason is not None:
+                    del pending[delta.request_id]
+                    future.set_result(Completion("".join(texts), len(token_ids),
+                                                 delta.finish_reason))
+
+    def _fail_from_now_on(self, exc: BaseException) -> None:
+        while (item := self._inbox.get()) is not None:
+            item[3].set_exception(exc)
+
+
+class ServerBackend:
+    """Any OpenAI-compatible server: POST {url}/v1/chat/completions, temperature 0."""
+
+    def __init__(self, url: str, *, api_key: str | None = None, model_name: str | None = None):
+        base = url.rstrip("/")
+        self.base_url = base[:-3] if base.endswith("/v1") else base
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.client = httpx.Client(base_url=self.base_url, headers=headers,
+                                   timeout=httpx.Timeout(REQUEST_TIMEOUT_S, connect=10))
+        self.name = model_name or self._first_model_id()
+
+    def _first_model_id(self) -> str:
+        models = self._request("GET", "/v1/models").get("data") or []
+        if not models:
+            raise EvalBackendError(f"{self.base_url}/v1/models lists no model: pass --model-name")
+        return models[0]["id"]
+
+    def complete(self, messages: list[dict], max_tokens: int) -> Completion:
+        body = {"model": self.name, "messages": messages, "temperature": 0, "top_p": 1,
+                "max_tokens": max_tokens, "stream": False}
+        reply = self._request("POST", "/v1/chat/completions", json=body)
+        choice = reply["choices"][0]
+        usage = reply.get("usage") or {}
+        return Completion(choice["message"].get("content") or "",
+                          usage.get("completion_tokens"), choice.get("finish_reason"))
+
+    def _request(self, method: str, path: str, **kwargs) -> dict:
+        try:
+            response = self.client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise EvalBackendError(f"{self.base_url}{path}: {exc}") from exc
+        if response.status_code != 200:
+            raise EvalBackendError(f"{self.base_url}{path} answered {response.status_code}: "
+                                   f"{response.text[:300]}")
+        return response.json()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def speculative_supported() -> bool:
+    """Whether `LLM` accepts `speculative=` yet (another part of fastcoder adds it)."""
+    import inspect
+
+    from fastcoder.engine.llm import LLM
+    return "speculative" in inspect.signature(LLM.__init__).parameters
+
+
+def local_backend(model: str, *, threads: int | None, max_model_len: int | None,
+                  concurrency: int, speculative: str | None) -> Backend:
+    """Concurrency 1 (or speculative decoding) runs on `LLM`; more on the batching engine."""
+    if speculative:
+        if not speculative_supported():
+            raise SpeculativeUnavailableError("speculative decoding not available",
+                                              param="speculative")
+        if concurrency > 1:
+            raise InvalidParameterError("--speculative runs one request at a time: use "
+                                        "--concurrency 1", param="speculative")
+    if concurrency > 1:
+        return LocalBatchedBackend(model, threads=threads, max_model_len=max_model_len,
+                                   max_num_seqs=concurrency)
+    return LocalBackend(model, threads=threads, max_model_len=max_model_len,
+                        speculative=speculative)
