@@ -62,9 +62,11 @@ class LocalBackend:
         self._lock = threading.Lock()        # LLM holds one KV cache: requests take turns
 
     def complete(self, messages: list[dict], max_tokens: int) -> Completion:
+        # One delta per generated token, the stop token included, as servers count usage.
         with self._lock:
-            output = self.llm.chat(messages, greedy(max_tokens))[0].outputs[0]
-        return Completion(output.text, len(output.token_ids), output.finish_reason)
+            deltas = list(self.llm.chat_stream(messages, greedy(max_tokens)))
+        return Completion("".join(d.text for d in deltas), len(deltas),
+                          deltas[-1].finish_reason if deltas else None)
 
     def close(self) -> None:
         pass

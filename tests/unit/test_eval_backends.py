@@ -1,0 +1,112 @@
+"""The three backends on a tiny random model: the in-process loop, the in-process batching
+engine and a live `fastcoder serve` over HTTP must give the same greedy replies."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fastcoder.cli.main import main
+from fastcoder.errors import InvalidParameterError
+from fastcoder.eval.backends import (EvalBackendError, LocalBackend, LocalBatchedBackend,
+                                     ServerBackend, SpeculativeUnavailableError, local_backend,
+                                     speculative_supported)
+from fastcoder.eval.humaneval import load_problems
+from fastcoder.eval.runner import run_humaneval
+from fastcoder.eval.sandbox import Sandbox, SandboxLimits
+from tests.e2e.server_process import ServerProcess
+from tests.helpers.tiny_gguf import write_tiny_qwen2
+
+CONTEXT = 2048                   # byte-level tiny vocab: a HumanEval prompt is ~1k tokens
+MAX_TOKENS = 8
+API_KEY = "s3cret"
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    return write_tiny_qwen2(tmp_path_factory.mktemp("eval") / "tiny.gguf",
+                            context_length=CONTEXT)
+
+
+@pytest.fixture(scope="module")
+def problems():
+    return load_problems(3)
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    return Sandbox(SandboxLimits(timeout_s=10))
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model):
+    process = ServerProcess(tiny_model, "--api-key", API_KEY).start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def score(backend, problems, sandbox, path, concurrency=1) -> list[tuple]:
+    """(task id, reply, generated tokens) per problem, from the run's JSONL."""
+    try:
+        run_humaneval(backend, problems, output=path, backend_label="test",
+                      concurrency=concurrency, max_tokens=MAX_TOKENS, sandbox=sandbox,
+                      progress=False)
+    finally:
+        backend.close()
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    return [(r["task_id"], r["completion"], r["num_tokens"]) for r in rows]
+
+
+@pytest.fixture(scope="module")
+def expected(tiny_model, problems, sandbox, tmp_path_factory):
+    """The single-sequence loop's replies, one request at a time."""
+    backend = LocalBackend(str(tiny_model), threads=1, max_model_len=CONTEXT)
+    return score(backend, problems, sandbox, tmp_path_factory.mktemp("local") / "r.jsonl")
+
+
+def test_local_replies_are_greedy_and_capped(expected, problems):
+    assert [task_id for task_id, _, _ in expected] == [p.task_id for p in problems]
+    assert all(0 < num_tokens <= MAX_TOKENS for _, _, num_tokens in expected)
+
+
+def test_batching_engine_gives_the_same_replies(tiny_model, problems, sandbox, expected,
+                                                tmp_path):
+    backend = LocalBatchedBackend(str(tiny_model), threads=1, max_model_len=CONTEXT,
+                                  max_num_seqs=3)
+    assert score(backend, problems, sandbox, tmp_path / "r.jsonl", concurrency=3) == expected
+
+
+def test_server_backend_gives_the_same_replies(server, problems, sandbox, expected, tmp_path):
+    backend = ServerBackend(f"{server.base_url}/v1", api_key=API_KEY)
+    assert backend.name == "tiny"                        # the first id of /v1/models
+    assert score(backend, problems, sandbox, tmp_path / "r.jsonl", concurrency=2) == expected
+
+
+def test_server_backend_wrong_key_is_a_typed_error(server):
+    with pytest.raises(EvalBackendError, match="answered 401"):
+        ServerBackend(server.base_url, api_key="wrong")
+
+
+def test_cli_scores_a_server_and_prints_one_json_summary(server, tmp_path, capsys):
+    output = tmp_path / "cli.jsonl"
+    argv = ["eval", "humaneval", "--server", server.base_url, "--api-key", API_KEY,
+            "--limit", "2", "--max-tokens", str(MAX_TOKENS), "--output", str(output), "--json"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["model"], summary["num_problems"], summary["output"]) == ("tiny", 2,
+                                                                              str(output))
+    assert summary["pass_at_1"] == summary["num_passed"] / 2
+    assert len(output.read_text().splitlines()) == 2
+
+
+def test_speculative_flag_is_passed_through_or_refused(tiny_model):
+    if speculative_supported():
+        with pytest.raises(InvalidParameterError, match="--concurrency 1"):
+            local_backend(str(tiny_model), threads=1, max_model_len=CONTEXT, concurrency=2,
+                          speculative="ngram")
+    else:
+        with pytest.raises(SpeculativeUnavailableError, match="speculative decoding not avail"):
+            local_backend(str(tiny_model), threads=1, max_model_len=CONTEXT, concurrency=1,
+                          speculative="ngram")
