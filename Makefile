@@ -44,6 +44,7 @@ golden: $(STAMP)
 	$(BIN)/python scripts/make_golden.py --model gemma-3-270m
 	$(BIN)/python scripts/make_tokenizer_golden.py --model qwen2.5-coder-0.5b-instruct
 	$(BIN)/python scripts/make_tokenizer_golden.py --model gemma-3-270m
+	$(BIN)/python scripts/make_moe_golden.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

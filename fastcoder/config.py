@@ -26,6 +26,11 @@ class ModelConfig:
     num_experts: int = 0
     num_experts_per_token: int = 0
     expert_intermediate_size: int = 0
+    # Shared expert (qwen2moe): its FFN width; 0 = none.
+    expert_shared_intermediate_size: int = 0
+    # Renormalise the top-k router probabilities to sum to 1; None = the family's default
+    # (files only record it when a converter chose to).
+    expert_weights_norm: bool | None = None
     name: str = ""
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 

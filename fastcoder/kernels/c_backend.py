@@ -6,6 +6,7 @@ from typing import Callable
 
 import numpy as np
 
+from fastcoder.kernels.experts import matmul_experts_by_views
 from fastcoder.kernels.pack import QuantMatrix
 from fastcoder.kernels.qmatmul import check_args, default_num_threads
 
@@ -53,3 +54,8 @@ class CBackend:
                                  w.cols, fb("float[]", x), x.shape[0],
                                  fb("float[]", out, require_writable=True),
                                  num_threads or self.num_threads)
+
+    def matmul_experts(self, x: np.ndarray, w: QuantMatrix, expert_rows: int,
+                       expert_ids: np.ndarray, out: np.ndarray,
+                       num_threads: int | None = None) -> np.ndarray:
+        return matmul_experts_by_views(self, x, w, expert_rows, expert_ids, out, num_threads)

@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 from numba import njit, prange
 
+from fastcoder.kernels.experts import matmul_experts_by_views
 from fastcoder.kernels.pack import TILE_ROWS, QuantMatrix, tile_block_bytes
 from fastcoder.kernels.qmatmul import check_args, default_num_threads
 from fastcoder.quant import BLOCK_FORMATS, GGMLType
@@ -166,3 +167,8 @@ class NumbaBackend:
     def bind(self, x: np.ndarray, w: QuantMatrix, out: np.ndarray,
              num_threads: int | None = None) -> Callable[[], None]:
         return functools.partial(self.matmul, x, w, check_args(x, w, out), num_threads)
+
+    def matmul_experts(self, x: np.ndarray, w: QuantMatrix, expert_rows: int,
+                       expert_ids: np.ndarray, out: np.ndarray,
+                       num_threads: int | None = None) -> np.ndarray:
+        return matmul_experts_by_views(self, x, w, expert_rows, expert_ids, out, num_threads)

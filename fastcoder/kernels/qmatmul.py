@@ -28,6 +28,10 @@ class Backend(Protocol):
     def bind(self, x: np.ndarray, w: QuantMatrix, out: np.ndarray,
              num_threads: int | None) -> Callable[[], None]: ...
 
+    def matmul_experts(self, x: np.ndarray, w: QuantMatrix, expert_rows: int,
+                       expert_ids: np.ndarray, out: np.ndarray,
+                       num_threads: int | None) -> np.ndarray: ...
+
 
 @functools.cache
 def default_num_threads() -> int:
@@ -100,3 +104,15 @@ def bind_matmul(x: np.ndarray, w: QuantMatrix, out: np.ndarray,
     validated and their pointers taken once (C backend: ~0.3 us per call instead of ~1.5 us).
     Write new inputs into x in place; the call keeps x, w and out alive."""
     return get_backend().bind(x, w, out, num_threads)
+
+
+def matmul_experts(x: np.ndarray, w: QuantMatrix, expert_rows: int, expert_ids: np.ndarray,
+                   out: np.ndarray, num_threads: int | None = None) -> np.ndarray:
+    """out[s] = W_e @ x[s] (or x[0] when x has one row) with W_e = rows [e * expert_rows,
+    (e + 1) * expert_rows) of w and e = expert_ids[s]: only the selected experts are read.
+
+    x: float32 [1 or num_selected, cols]; expert_ids: int32 [num_selected]; out: float32
+    [num_selected, expert_rows], written in place. See fastcoder.kernels.experts."""
+    from fastcoder.kernels.experts import check_expert_args
+    check_expert_args(x, w, expert_rows, expert_ids, out)
+    return get_backend().matmul_experts(x, w, expert_rows, expert_ids, out, num_threads)

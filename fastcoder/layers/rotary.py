@@ -1,4 +1,6 @@
-"""Rotary position embedding, NEOX layout (rotate halves), as qwen2/gemma3 GGUFs store q/k."""
+"""Rotary position embedding: NEOX layout (rotate halves), as qwen2/gemma3 GGUFs store q/k, and
+the interleaved layout (rotate adjacent pairs) of llama.cpp's `llama` arch, whose converter
+permutes the q/k rows so that pairs (2i, 2i+1) hold what transformers rotates as (i, i + d/2)."""
 from __future__ import annotations
 
 import torch
@@ -23,6 +25,13 @@ class RotaryEmbedding(torch.nn.Module):
         """x: [num_tokens, num_heads, head_dim] -> rotated, same shape."""
         x1, x2 = x.chunk(2, dim=-1)
         return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
+
+    @staticmethod
+    def apply_interleaved(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """x: [num_tokens, num_heads, head_dim], pairs (2i, 2i+1) rotated by angle i."""
+        pairs = x.unflatten(-1, (-1, 2))                      # [tokens, heads, head_dim/2, 2]
+        x1, x2 = pairs[..., 0], pairs[..., 1]
+        return torch.stack((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).flatten(-2)
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         return self.apply(x, *self.cos_sin(positions))

@@ -48,6 +48,9 @@ def config_from_metadata(metadata: dict[str, Any], source: str = "") -> ModelCon
         num_experts=int(key("expert_count", 0) or 0),
         num_experts_per_token=int(key("expert_used_count", 0) or 0),
         expert_intermediate_size=int(key("expert_feed_forward_length", 0) or 0),
+        expert_shared_intermediate_size=int(key("expert_shared_feed_forward_length", 0) or 0),
+        expert_weights_norm=None if key("expert_weights_norm") is None
+        else bool(key("expert_weights_norm")),
         name=str(metadata.get("general.name", "")),
         extra=extra,
     )

@@ -9,7 +9,12 @@ from fastcoder.errors import UnsupportedArchitectureError
 # architecture -> module that registers it; imported lazily so loading one family stays cheap.
 ARCHITECTURE_MODULES = {
     "gemma3": "fastcoder.model.gemma3",
+    "llama": "fastcoder.model.llama",
+    "olmoe": "fastcoder.model.olmoe",
     "qwen2": "fastcoder.model.qwen2",
+    "qwen2moe": "fastcoder.model.qwen2moe",
+    "qwen3": "fastcoder.model.qwen3",
+    "qwen3moe": "fastcoder.model.qwen3moe",
 }
 
 _MODEL_CLASSES: dict[str, type] = {}

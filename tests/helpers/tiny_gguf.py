@@ -31,14 +31,27 @@ CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['cont
                  "{% endif %}")
 
 
+def add_tiny_tokenizer(writer: GGUFWriter) -> int:
+    """Writes the byte-level BPE vocabulary, merges and Qwen chat specials; returns vocab size."""
+    tokens = _byte_symbols() + [m.replace(" ", "") for m in MERGES] + SPECIALS
+    token_types = [1] * (len(tokens) - len(SPECIALS)) + [3] * len(SPECIALS)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("qwen2")
+    writer.add_token_list(tokens)
+    writer.add_token_types(token_types)
+    writer.add_token_merges(MERGES)
+    writer.add_eos_token_id(tokens.index("<|im_end|>"))
+    writer.add_bos_token_id(tokens.index("<|endoftext|>"))
+    writer.add_add_bos_token(False)
+    writer.add_chat_template(CHAT_TEMPLATE)
+    return len(tokens)
+
+
 def write_tiny_qwen2(path: Path, *, architecture: str = "qwen2", hidden: int = 64,
                      num_layers: int = 2, num_heads: int = 4, num_kv_heads: int = 2,
                      ffn: int = 128, context_length: int = 64, seed: int = 0,
                      quant: GGMLQuantizationType | None = None) -> Path:
     rng = np.random.default_rng(seed)
-    tokens = _byte_symbols() + [m.replace(" ", "") for m in MERGES] + SPECIALS
-    token_types = [1] * (len(tokens) - len(SPECIALS)) + [3] * len(SPECIALS)
-    vocab = len(tokens)
     head_dim = hidden // num_heads
     writer = GGUFWriter(str(path), architecture)
     writer.add_block_count(num_layers)
@@ -49,15 +62,7 @@ def write_tiny_qwen2(path: Path, *, architecture: str = "qwen2", hidden: int = 6
     writer.add_head_count_kv(num_kv_heads)
     writer.add_rope_freq_base(10000.0)
     writer.add_layer_norm_rms_eps(1e-6)
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("qwen2")
-    writer.add_token_list(tokens)
-    writer.add_token_types(token_types)
-    writer.add_token_merges(MERGES)
-    writer.add_eos_token_id(tokens.index("<|im_end|>"))
-    writer.add_bos_token_id(tokens.index("<|endoftext|>"))
-    writer.add_add_bos_token(False)
-    writer.add_chat_template(CHAT_TEMPLATE)
+    vocab = add_tiny_tokenizer(writer)
 
     def add(name: str, *shape: int, scale: float = 0.2, weight: bool = True) -> None:
         data = (rng.standard_normal(shape) * scale).astype(np.float32)
