@@ -13,11 +13,14 @@ from typing import Iterator, Sequence
 
 from fastcoder.engine.generation import stream_tokens
 from fastcoder.engine.runner import ModelRunner
+from fastcoder.engine.speculative import as_config, build_proposer
 from fastcoder.engine.threads import set_threads
 from fastcoder.engine.linear_backends import linear_factory
 from fastcoder.loader.gguf_file import open_gguf
 from fastcoder.outputs import CompletionOutput, RequestOutput, StreamDelta
 from fastcoder.sampling_params import SamplingParams
+from fastcoder.spec.config import SpeculativeConfig
+from fastcoder.spec.proposer import SpecCounters, SpecStats
 from fastcoder.store.cache import resolve_model_path
 from fastcoder.store.catalog import DEFAULT_MODEL
 from fastcoder.tokenizer.tokenizer import Tokenizer
@@ -36,25 +39,31 @@ class LoadStats:
 
 class LLM:
     def __init__(self, model: str = DEFAULT_MODEL, *, max_model_len: int | None = None,
-                 threads: int | None = None, kernels: str = "quant"):
+                 threads: int | None = None, kernels: str = "quant",
+                 speculative: str | SpeculativeConfig | None = None):
         """kernels: "quant" computes on the GGUF blocks (fast); "reference" dequantizes every
-        weight to fp32 once and uses torch matmuls (the path checked against transformers)."""
+        weight to fp32 once and uses torch matmuls (the path checked against transformers).
+        speculative: "ngram" (prompt lookup) or "draft:MODEL" (a small model with the same
+        tokenizer) drafts tokens that one forward verifies; greedy output is unchanged."""
         started = time.perf_counter()
+        self.speculative = as_config(speculative)       # a bad spec fails before the load
         num_threads = set_threads(threads)
         self.model_path = resolve_model_path(model)
         gguf = self.gguf = open_gguf(self.model_path)   # tensors stay memory-mapped views
         self.config = gguf.config
         self.tokenizer = Tokenizer.from_metadata(gguf.metadata)
         max_model_len = min(max_model_len or DEFAULT_MAX_MODEL_LEN, gguf.config.context_length)
-        self.runner = ModelRunner(gguf, max_model_len, linear_factory(kernels, num_threads))
+        linear = linear_factory(kernels, num_threads)
+        self.runner = ModelRunner(gguf, max_model_len, linear)
+        self.proposer = build_proposer(self.speculative, gguf, max_model_len, linear)
+        self.spec_counters = SpecCounters()
         self.load_stats = LoadStats(time.perf_counter() - started, num_threads, max_model_len)
 
     # ---- streaming ------------------------------------------------------------------------
     def stream(self, prompt: Prompt, sampling_params: SamplingParams | None = None
                ) -> Iterator[StreamDelta]:
         """Raw completion (no chat template), one delta per generated token."""
-        return stream_tokens(self.runner, self.tokenizer, self._prompt_ids(prompt),
-                             sampling_params or SamplingParams())
+        return self._stream(self._prompt_ids(prompt), sampling_params or SamplingParams())
 
     def chat_stream(self, messages: Messages, sampling_params: SamplingParams | None = None
                     ) -> Iterator[StreamDelta]:
@@ -78,6 +87,15 @@ class LLM:
         text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
         return self.tokenizer.encode(text, add_special_tokens=False)
 
+    @property
+    def spec_stats(self) -> SpecStats:
+        """Drafted / accepted token totals since load (all zero without speculation)."""
+        return self.spec_counters.snapshot()
+
+    def _stream(self, prompt_ids: list[int], params: SamplingParams) -> Iterator[StreamDelta]:
+        return stream_tokens(self.runner, self.tokenizer, prompt_ids, params, self.proposer,
+                             self.spec_counters)
+
     def _prompt_ids(self, prompt: Prompt) -> list[int]:
         return self.tokenizer.encode(prompt) if isinstance(prompt, str) else list(prompt)
 
@@ -85,7 +103,7 @@ class LLM:
                   prompt_text: str | None = None) -> RequestOutput:
         prompt_ids = self._prompt_ids(prompt)
         texts, token_ids, finish_reason = [], [], None
-        for delta in stream_tokens(self.runner, self.tokenizer, prompt_ids, params):
+        for delta in self._stream(prompt_ids, params):
             texts.append(delta.text)
             if delta.token_id is not None:
                 token_ids.append(delta.token_id)

@@ -10,6 +10,7 @@ import torch
 from fastcoder.sample.sampler import Sampler
 from fastcoder.sample.stop import StopStringMatcher
 from fastcoder.sampling_params import SamplingParams
+from fastcoder.spec.verify import rejection_sample
 from fastcoder.tokenizer.tokenizer import Tokenizer
 
 
@@ -43,6 +44,17 @@ class OutputState:
     def sample(self, logits: torch.Tensor) -> int:
         """logits: [vocab] -> next token id."""
         return self.sampler(logits, self.prompt_set, self.output_counts)
+
+    def verify(self, logits: torch.Tensor, draft_token: int,
+               draft_probs: torch.Tensor | None = None) -> tuple[int, bool]:
+        """logits: [vocab] at a drafted position -> (token to emit, whether it is the draft
+        token). Greedy: the argmax, as `sample` would pick; else rejection sampling against the
+        same processed distribution `sample` draws from (spec.verify)."""
+        if self.sampler.params.is_greedy:
+            token_id = self.sample(logits)
+            return token_id, token_id == draft_token
+        probs = self.sampler.probs(logits, self.prompt_set, self.output_counts)
+        return rejection_sample(probs, draft_token, draft_probs, self.sampler.generator)
 
     def accept(self, token_id: int) -> tuple[str, str | None]:
         """(text delta, finish reason or None) once token_id was sampled. A stop token ends

@@ -37,6 +37,14 @@ class ModelRunner:
         self.cached_ids.append(token_id)
         return self.forward([token_id], position)
 
+    def verify(self, token_ids: list[int], position: int) -> torch.Tensor:
+        """Logits [len(token_ids), vocab] after each of token_ids placed at position..: a
+        token plus its speculative draft. Entries from `position` on are replaced, which rolls
+        back the KV of drafts rejected in the previous step (the forward overwrites them)."""
+        del self.cached_ids[position:]
+        self.cached_ids.extend(token_ids)
+        return self.forward(token_ids, position, all_logits=True)
+
     @torch.inference_mode()
     def forward(self, token_ids: list[int], start_pos: int, all_logits: bool = False
                 ) -> torch.Tensor:

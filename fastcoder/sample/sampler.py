@@ -55,6 +55,13 @@ class Sampler:
         else:
             self.generator.seed()
 
+    def probs(self, logits: torch.Tensor, prompt_ids: frozenset[int] = frozenset(),
+              output_counts: dict[int, int] | None = None) -> torch.Tensor:
+        """The distribution a non-greedy draw uses: logits [vocab] -> probabilities [vocab]
+        (speculative verification must accept against exactly this)."""
+        logits = apply_penalties(logits.float(), prompt_ids, output_counts or {}, self.params)
+        return torch.softmax(filter_logits(logits, self.params), dim=-1)
+
     def __call__(self, logits: torch.Tensor, prompt_ids: frozenset[int] = frozenset(),
                  output_counts: dict[int, int] | None = None) -> int:
         """logits: [vocab] float32 -> token id."""
