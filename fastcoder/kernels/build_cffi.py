@@ -25,6 +25,9 @@ void fc_matmul(int ggml_type, const uint8_t *w, int64_t rows, int64_t cols, cons
                int64_t num_tokens, float *y, int num_threads);
 void fc_matmul_scalar(int ggml_type, const uint8_t *w, int64_t rows, int64_t cols,
                       const float *x, int64_t num_tokens, float *y, int num_threads);
+void fc_matmul_experts(int ggml_type, const uint8_t *w, int64_t expert_rows, int64_t cols,
+                       const float *x, int64_t x_rows, const int32_t *expert_ids,
+                       int64_t num_selected, float *y, int num_threads);
 int fc_simd_level(void);
 int fc_supports(int ggml_type);
 int64_t fc_stream_read(const uint8_t *p, int64_t nbytes, int num_threads);

@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 
 from fastcoder.kernels.experts import matmul_experts_by_views
-from fastcoder.kernels.pack import QuantMatrix
+from fastcoder.kernels.pack import FLOAT_DTYPES, QuantMatrix
 from fastcoder.kernels.qmatmul import check_args, default_num_threads
 
 
@@ -31,6 +31,8 @@ class CBackend:
             raise RuntimeError("the C kernels were built for AVX2/FMA/F16C, which this CPU lacks")
         self._from_buffer = ffi.from_buffer
         self._fn = lib.fc_matmul_scalar if scalar else lib.fc_matmul
+        # one call over the selected experts; the scalar variant goes expert by expert
+        self._experts_fn = None if scalar else lib.fc_matmul_experts
         self.simd_level = lib.fc_simd_level()
         self.num_threads = default_num_threads()
         if scalar:
@@ -58,4 +60,11 @@ class CBackend:
     def matmul_experts(self, x: np.ndarray, w: QuantMatrix, expert_rows: int,
                        expert_ids: np.ndarray, out: np.ndarray,
                        num_threads: int | None = None) -> np.ndarray:
-        return matmul_experts_by_views(self, x, w, expert_rows, expert_ids, out, num_threads)
+        if self._experts_fn is None or w.ggml_type in FLOAT_DTYPES:
+            return matmul_experts_by_views(self, x, w, expert_rows, expert_ids, out, num_threads)
+        fb = self._from_buffer
+        self._experts_fn(w.ggml_type, fb("uint8_t[]", w.data), expert_rows, w.cols,
+                         fb("float[]", x), x.shape[0], fb("int32_t[]", expert_ids),
+                         len(expert_ids), fb("float[]", out, require_writable=True),
+                         num_threads or self.num_threads)
+        return out

@@ -121,10 +121,57 @@ void fc_matmul(int ggml_type, const uint8_t *w, int64_t rows, int64_t cols, cons
         else if (t0 < t1) kernel(w, t0, t1, rows, cols, &a, x, num_tokens, y);
     }
 }
+
+/* Decode over selected experts: w holds experts of expert_rows rows each (expert_rows % 8 == 0,
+   so expert e is tiles [e * tpe, (e + 1) * tpe)). The num_selected * tpe tiles are split evenly
+   over the threads whatever expert they belong to; x has one row shared by all (x_rows == 1) or
+   one row per selected expert. y: [num_selected, expert_rows]. */
+void fc_matmul_experts(int ggml_type, const uint8_t *w, int64_t expert_rows, int64_t cols,
+                       const float *x, int64_t x_rows, const int32_t *expert_ids,
+                       int64_t num_selected, float *y, int num_threads) {
+    fc_format fmt;
+    if (num_selected < 1 || !fc_format_of(ggml_type, &fmt) || expert_rows % FC_TILE) return;
+    if (num_threads < 1) num_threads = 1;
+    fc_act a;
+    act_layout(ggml_type, cols, x_rows, &a);
+    fc_quantize_rows(x, 0, x_rows, &a);                  /* at most top_k rows: serial */
+    const fc_kernel kernel = fc_avx2_gemv(ggml_type);
+    if (!kernel) return;
+    const int64_t tpe = expert_rows / FC_TILE, total = num_selected * tpe;
+    const int64_t expert_bytes = tpe * (cols / fmt.block_size) * fmt.tile_block_bytes;
+    #pragma omp parallel num_threads(num_threads) if (num_threads > 1)
+    {
+        const int id = omp_get_thread_num(), n = omp_get_num_threads();
+        const int64_t g0 = total * id / n, g1 = total * (id + 1) / n;
+        for (int64_t g = g0; g < g1;) {
+            const int64_t s = g / tpe, t0 = g - s * tpe;
+            const int64_t t1 = (s + 1) * tpe < g1 ? tpe : g1 - s * tpe;
+            const int64_t r = x_rows == 1 ? 0 : s;
+            fc_act as = a;                                /* this expert's input row */
+            as.q = a.q + r * cols; as.d = a.d + r * (cols / a.qb);
+            as.s = a.s + r * (cols / a.sg); as.si = a.si + r * (cols / a.sg);
+            run_streams(kernel, w + (int64_t)expert_ids[s] * expert_bytes, t0, t1, expert_rows,
+                        cols, &as, x + r * cols, y + s * expert_rows);
+            g += t1 - t0;
+        }
+    }
+}
 #else
 void fc_matmul(int ggml_type, const uint8_t *w, int64_t rows, int64_t cols, const float *x,
                int64_t num_tokens, float *y, int num_threads) {
     matmul_scalar(ggml_type, w, rows, cols, x, num_tokens, y, num_threads < 1 ? 1 : num_threads);
+}
+
+void fc_matmul_experts(int ggml_type, const uint8_t *w, int64_t expert_rows, int64_t cols,
+                       const float *x, int64_t x_rows, const int32_t *expert_ids,
+                       int64_t num_selected, float *y, int num_threads) {
+    fc_format fmt;
+    if (!fc_format_of(ggml_type, &fmt) || expert_rows % FC_TILE) return;
+    const int64_t expert_bytes = expert_rows / FC_TILE * (cols / fmt.block_size) * fmt.tile_block_bytes;
+    for (int64_t s = 0; s < num_selected; s++)
+        matmul_scalar(ggml_type, w + (int64_t)expert_ids[s] * expert_bytes, expert_rows, cols,
+                      x + (x_rows == 1 ? 0 : s) * cols, 1, y + s * expert_rows,
+                      num_threads < 1 ? 1 : num_threads);
 }
 #endif
 

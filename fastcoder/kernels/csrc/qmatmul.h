@@ -8,6 +8,12 @@
    plain row-major for F32/F16). x: [num_tokens, cols] float32; y: [num_tokens, rows] float32. */
 void fc_matmul(int ggml_type, const uint8_t *w, int64_t rows, int64_t cols, const float *x,
                int64_t num_tokens, float *y, int num_threads);
+/* y[s, r] = sum_c W[expert_ids[s] * expert_rows + r, c] * x[x_rows == 1 ? 0 : s, c] for the
+   num_selected selected experts of an all-experts matrix (block types only; expert_rows % 8 == 0):
+   reads only those experts' tiles, one parallel region for all of them. */
+void fc_matmul_experts(int ggml_type, const uint8_t *w, int64_t expert_rows, int64_t cols,
+                       const float *x, int64_t x_rows, const int32_t *expert_ids,
+                       int64_t num_selected, float *y, int num_threads);
 /* Same result through the portable scalar path (fp32 activations, no int8 quantization). */
 void fc_matmul_scalar(int ggml_type, const uint8_t *w, int64_t rows, int64_t cols,
                       const float *x, int64_t num_tokens, float *y, int num_threads);
