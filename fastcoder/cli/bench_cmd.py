@@ -8,7 +8,7 @@ import sys
 
 from fastcoder.store.catalog import DEFAULT_MODEL
 
-SUITES = ("model", "kernels", "serve")
+SUITES = ("model", "kernels", "serve", "moe")
 PEERS = ("llama.cpp",)
 
 
@@ -33,6 +33,8 @@ def register(subparsers) -> None:
     parser.add_argument("--prefix-tokens", type=int, default=0,
                         help="serve: also time the first token of a request whose prefix of "
                              "about this many tokens was just sent (prefix cache)")
+    parser.add_argument("--moe-layers", type=int, default=4,
+                        help="moe: distinct MoE layers cycled through (~340 MB each at Q4_K)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
@@ -108,10 +110,20 @@ def run_serve_suite(args: argparse.Namespace, threads: int) -> dict:
     return report
 
 
-SUITE_RUNNERS = {"model": run_model_suite, "kernels": run_kernel_suite, "serve": run_serve_suite}
+def run_moe_suite(args: argparse.Namespace, threads: int) -> dict:
+    from fastcoder.bench.moe_bench import run_moe_bench
+    return run_moe_bench(threads, moe_layers=args.moe_layers)
+
+
+SUITE_RUNNERS = {"moe": run_moe_suite,
+                 "model": run_model_suite, "kernels": run_kernel_suite, "serve": run_serve_suite}
 
 
 def print_table(report: dict) -> None:
+    if report.get("suite") == "moe":
+        from fastcoder.bench.moe_bench import format_moe
+        print(format_moe(report))
+        return
     if "fastcoder" in report:                     # serve suite: rows per concurrency
         print(json.dumps(report, indent=2))
         return
