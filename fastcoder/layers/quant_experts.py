@@ -43,15 +43,15 @@ class QuantExperts(torch.nn.Module):
         self.gate_up_rows = [m.rows // self.num_experts for m in self.gate_up]
         self.down = _pack_experts([down])
 
-    def _gate_up(self, x: np.ndarray, expert_ids: np.ndarray, rows_per: list[int]) -> torch.Tensor:
-        """x [1, hidden] -> [top_k, 2 * ffn] for the selected experts."""
+    def _gate_up(self, x: np.ndarray, expert_ids: np.ndarray) -> torch.Tensor:
+        """x [1, hidden] -> [top_k, 2 * ffn] (gate first) for the selected experts."""
         parts = [matmul_experts(x, m, r, expert_ids, np.empty((len(expert_ids), r), np.float32),
-                                self.num_threads) for m, r in zip(self.gate_up, rows_per)]
+                                self.num_threads) for m, r in zip(self.gate_up, self.gate_up_rows)]
         return torch.from_numpy(parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1))
 
     def _decode(self, x: torch.Tensor, expert_ids: torch.Tensor) -> torch.Tensor:
         ids = expert_ids[0].to(torch.int32).numpy()                  # [top_k]
-        h = swiglu(self._gate_up(x.contiguous().numpy(), ids, self.gate_up_rows))  # [k, ffn]
+        h = swiglu(self._gate_up(x.contiguous().numpy(), ids))         # [top_k, ffn]
         out = np.empty((len(ids), self.hidden), np.float32)
         matmul_experts(h.numpy(), self.down, self.hidden, ids, out, self.num_threads)
         return torch.from_numpy(out).unsqueeze(0)                    # [1, top_k, hidden]
