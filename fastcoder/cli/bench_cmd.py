@@ -8,7 +8,7 @@ import sys
 
 from fastcoder.store.catalog import DEFAULT_MODEL
 
-SUITES = ("model", "kernels", "serve", "moe")
+SUITES = ("model", "kernels", "serve", "spec", "moe")
 PEERS = ("llama.cpp",)
 
 
@@ -35,6 +35,14 @@ def register(subparsers) -> None:
                              "about this many tokens was just sent (prefix cache)")
     parser.add_argument("--moe-layers", type=int, default=4,
                         help="moe: distinct MoE layers cycled through (~340 MB each at Q4_K)")
+    parser.add_argument("--speculative", action="append", default=None,
+                        metavar="ngram|draft:MODEL",
+                        help="spec: method to compare with plain decoding (repeatable; "
+                             "default: ngram)")
+    parser.add_argument("--files", type=int, default=20,
+                        help="spec: stdlib files in the code-edit workload")
+    parser.add_argument("--max-lines", type=int, default=60,
+                        help="spec: lines of each file the model must return edited")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
@@ -115,14 +123,33 @@ def run_moe_suite(args: argparse.Namespace, threads: int) -> dict:
     return run_moe_bench(threads, moe_layers=args.moe_layers)
 
 
+def run_spec_suite(args: argparse.Namespace, threads: int) -> dict:
+    from fastcoder.bench.spec_bench import bench_spec, format_row
+    from fastcoder.cli.common import ensure_pulled
+    from fastcoder.spec.config import SpeculativeConfig
+    methods = args.speculative or ["ngram"]
+    for method in methods:                              # fail on a bad value before loading
+        config = SpeculativeConfig.parse(method)
+        if config is not None and config.method == "draft":
+            ensure_pulled(config.draft_model)
+    progress = None if args.json else (lambda row: print(format_row(row), flush=True))
+    return bench_spec(str(ensure_pulled(args.model)), methods, args.files, args.max_lines,
+                      threads, progress)
+
+
 SUITE_RUNNERS = {"moe": run_moe_suite,
-                 "model": run_model_suite, "kernels": run_kernel_suite, "serve": run_serve_suite}
+                 "model": run_model_suite, "kernels": run_kernel_suite, "serve": run_serve_suite,
+                 "spec": run_spec_suite}
 
 
 def print_table(report: dict) -> None:
     if report.get("suite") == "moe":
         from fastcoder.bench.moe_bench import format_moe
         print(format_moe(report))
+        return
+    if "rows" in report:                                 # spec: per-file rows printed already
+        report = {k: v for k, v in report.items() if k != "rows"}
+        print(json.dumps(report, indent=2))
         return
     if "fastcoder" in report:                     # serve suite: rows per concurrency
         print(json.dumps(report, indent=2))

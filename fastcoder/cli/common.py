@@ -19,6 +19,10 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                         help="CPU threads (default: physical cores)")
     parser.add_argument("--max-model-len", type=int, default=None,
                         help="context length in tokens (default: min(8192, the model's))")
+    parser.add_argument("--speculative", default=None, metavar="ngram|draft:MODEL",
+                        help="speculative decoding: 'ngram' drafts by prompt lookup, "
+                             "'draft:MODEL' by a small model with the same tokenizer; greedy "
+                             "output is unchanged (default: off)")
 
 
 def add_sampling_args(parser: argparse.ArgumentParser, default_temperature: float) -> None:
@@ -58,8 +62,12 @@ def ensure_pulled(model: str):
 
 def load_llm(args: argparse.Namespace):
     from fastcoder.engine.llm import LLM
+    from fastcoder.spec.config import SpeculativeConfig
+    speculative = SpeculativeConfig.parse(args.speculative)    # a bad value fails before a pull
+    if speculative is not None and speculative.method == "draft":
+        speculative = SpeculativeConfig("draft", str(ensure_pulled(speculative.draft_model)))
     llm = LLM(str(ensure_pulled(args.model)), max_model_len=args.max_model_len,
-              threads=args.threads)
+              threads=args.threads, speculative=speculative)
     if args.verbose:
         s = llm.load_stats
         print(f"[loaded {llm.model_path.name} in {s.load_s:.2f} s, {s.num_threads} threads, "
@@ -67,8 +75,9 @@ def load_llm(args: argparse.Namespace):
     return llm
 
 
-def print_stream(deltas: Iterable[StreamDelta], verbose: bool) -> str:
-    """Writes deltas to stdout as they come; returns the full text."""
+def print_stream(deltas: Iterable[StreamDelta], verbose: bool, spec_stats=None) -> str:
+    """Writes deltas to stdout as they come; returns the full text. spec_stats: a callable
+    returning the speculative SpecStats, shown with -v."""
     started = time.perf_counter()
     first_at = None
     num_tokens = 0
@@ -85,6 +94,11 @@ def print_stream(deltas: Iterable[StreamDelta], verbose: bool) -> str:
     if verbose and first_at is not None:
         ended = time.perf_counter()
         decode_rate = (num_tokens - 1) / (ended - first_at) if num_tokens > 1 else 0.0
+        spec = ""
+        if spec_stats is not None and spec_stats().num_steps:
+            stats = spec_stats()
+            spec = (f", draft acceptance {stats.acceptance_rate:.0%}, "
+                    f"{stats.mean_accepted_length:.2f} tokens per verify")
         print(f"[{num_tokens} tokens, first token {first_at - started:.2f} s, "
-              f"decode {decode_rate:.1f} tok/s]", file=sys.stderr)
+              f"decode {decode_rate:.1f} tok/s{spec}]", file=sys.stderr)
     return "".join(parts)

@@ -24,5 +24,5 @@ def run(args: argparse.Namespace) -> int:
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     llm = load_llm(args)
     sys.stdout.write(prompt if args.verbose else "")
-    print_stream(llm.stream(prompt, params), args.verbose)
+    print_stream(llm.stream(prompt, params), args.verbose, lambda: llm.spec_stats)
     return 0

@@ -31,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
     llm = load_llm(args)
     if args.prompt is not None:
         messages = system + [{"role": "user", "content": args.prompt}]
-        print_stream(llm.chat_stream(messages, params), args.verbose)
+        print_stream(llm.chat_stream(messages, params), args.verbose,
+                     lambda: llm.spec_stats)
         return 0
     return interactive(llm, system, params, args.verbose)
 
@@ -55,7 +56,8 @@ def interactive(llm, system: list[dict], params, verbose: bool) -> int:
             continue
         history.append({"role": "user", "content": line})
         try:
-            reply = print_stream(llm.chat_stream(history, params), verbose)
+            reply = print_stream(llm.chat_stream(history, params), verbose,
+                                 lambda: llm.spec_stats)
         except KeyboardInterrupt:       # stop this reply, keep the chat
             print(file=sys.stderr)
             history.pop()

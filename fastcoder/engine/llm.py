@@ -54,8 +54,9 @@ class LLM:
         self.tokenizer = Tokenizer.from_metadata(gguf.metadata)
         max_model_len = min(max_model_len or DEFAULT_MAX_MODEL_LEN, gguf.config.context_length)
         linear = linear_factory(kernels, num_threads)
-        self.runner = ModelRunner(gguf, max_model_len, linear)
+        # The draft model first: an incompatible one is refused before the target loads.
         self.proposer = build_proposer(self.speculative, gguf, max_model_len, linear)
+        self.runner = ModelRunner(gguf, max_model_len, linear)
         self.spec_counters = SpecCounters()
         self.load_stats = LoadStats(time.perf_counter() - started, num_threads, max_model_len)
 
