@@ -8,7 +8,7 @@ import sys
 
 from fastcoder.store.catalog import DEFAULT_MODEL
 
-SUITES = ("model", "kernels", "serve", "spec", "moe")
+SUITES = ("model", "kernels", "serve", "window", "spec", "moe")
 PEERS = ("llama.cpp",)
 
 
@@ -17,7 +17,9 @@ def register(subparsers) -> None:
         "bench", help="measure prefill/decode speed (optionally against llama.cpp)",
         description="model: prefill and decode tokens/s, load time, peak RSS, read bandwidth and "
                     "decode as a fraction of the bandwidth bound. kernels: GEMV GB/s per quant "
-                    "type against the measured bandwidth.")
+                    "type against the measured bandwidth. window: decode tokens/s after each of "
+                    "--contexts tokens of context, and the KV cache size with and without the "
+                    "sliding-window bound.")
     parser.add_argument("suite", nargs="?", default="model", choices=SUITES)
     parser.add_argument("-m", "--model", default=DEFAULT_MODEL,
                         help=f"catalog name or .gguf path (default: {DEFAULT_MODEL})")
@@ -33,8 +35,8 @@ def register(subparsers) -> None:
     parser.add_argument("--prefix-tokens", type=int, default=0,
                         help="serve: also time the first token of a request whose prefix of "
                              "about this many tokens was just sent (prefix cache)")
-    parser.add_argument("--moe-layers", type=int, default=4,
-                        help="moe: distinct MoE layers cycled through (~340 MB each at Q4_K)")
+    parser.add_argument("--contexts", default="512,8192",
+                        help="window: comma-separated context lengths (tokens) to decode after")
     parser.add_argument("--speculative", action="append", default=None,
                         metavar="ngram|draft:MODEL",
                         help="spec: method to compare with plain decoding (repeatable; "
@@ -43,6 +45,8 @@ def register(subparsers) -> None:
                         help="spec: stdlib files in the code-edit workload")
     parser.add_argument("--max-lines", type=int, default=60,
                         help="spec: lines of each file the model must return edited")
+    parser.add_argument("--moe-layers", type=int, default=4,
+                        help="moe: distinct MoE layers cycled through (~340 MB each at Q4_K)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
@@ -118,9 +122,12 @@ def run_serve_suite(args: argparse.Namespace, threads: int) -> dict:
     return report
 
 
-def run_moe_suite(args: argparse.Namespace, threads: int) -> dict:
-    from fastcoder.bench.moe_bench import run_moe_bench
-    return run_moe_bench(threads, moe_layers=args.moe_layers)
+def run_window_suite(args: argparse.Namespace, threads: int) -> dict:
+    from fastcoder.bench.window_bench import bench_window
+    from fastcoder.cli.common import ensure_pulled
+    model_path = ensure_pulled(args.model)
+    contexts = [int(c) for c in args.contexts.split(",")]
+    return bench_window(str(model_path), contexts, args.gen_tokens, threads)
 
 
 def run_spec_suite(args: argparse.Namespace, threads: int) -> dict:
@@ -137,9 +144,14 @@ def run_spec_suite(args: argparse.Namespace, threads: int) -> dict:
                       threads, progress)
 
 
+def run_moe_suite(args: argparse.Namespace, threads: int) -> dict:
+    from fastcoder.bench.moe_bench import run_moe_bench
+    return run_moe_bench(threads, moe_layers=args.moe_layers)
+
+
 SUITE_RUNNERS = {"moe": run_moe_suite,
                  "model": run_model_suite, "kernels": run_kernel_suite, "serve": run_serve_suite,
-                 "spec": run_spec_suite}
+                 "window": run_window_suite, "spec": run_spec_suite}
 
 
 def print_table(report: dict) -> None:
@@ -151,7 +163,7 @@ def print_table(report: dict) -> None:
         report = {k: v for k, v in report.items() if k != "rows"}
         print(json.dumps(report, indent=2))
         return
-    if "fastcoder" in report:                     # serve suite: rows per concurrency
+    if "fastcoder" in report or "contexts" in report:    # serve, window: nested rows
         print(json.dumps(report, indent=2))
         return
     rows = report.pop("kernels", None)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from fastcoder.engine.kv_layout import KVLayout
 from fastcoder.engine.scheduler_output import SchedulerOutput
 from fastcoder.layers.linear import LinearFactory
 from fastcoder.layers.paged_kv import BatchLayout, PagedKVCache, SequenceSlice
@@ -12,24 +13,30 @@ from fastcoder.model.registry import model_class_for
 
 class BatchRunner:
     def __init__(self, gguf: GGUFModelFile, max_model_len: int, linear: LinearFactory,
-                 num_blocks: int, block_size: int):
+                 kv_layout: KVLayout):
         self.config = c = gguf.config
         self.max_model_len = max_model_len
         with torch.inference_mode():
             self.model = model_class_for(c.architecture)(gguf, max_model_len, linear)
-        self.cache = PagedKVCache(c.num_layers, num_blocks, block_size, c.num_kv_heads,
-                                  c.head_dim)
+        self.cache = PagedKVCache(kv_layout.group_layers, kv_layout.group_num_blocks,
+                                  kv_layout.block_size, c.num_kv_heads, c.head_dim)
 
     def layout(self, output: SchedulerOutput) -> tuple[list[int], list[int], BatchLayout]:
-        token_ids, positions, slot_parts, sequences = [], [], [], []
+        num_groups = len(self.cache.group_num_blocks)
+        token_ids, positions, sequences = [], [], []
+        slot_parts: list[list[torch.Tensor]] = [[] for _ in range(num_groups)]
         for req in output.scheduled:
             start, num = req.start_position, len(req.token_ids_to_compute)
-            key_slots = self.cache.slots(list(req.block_table), 0, start + num)
+            tables = (req.block_table, *req.group_block_tables)
+            assert len(tables) == num_groups, (len(tables), num_groups)
+            key_slots = tuple(self.cache.slots(table, 0, start + num) for table in tables)
             sequences.append(SequenceSlice(len(token_ids), num, start + num, key_slots))
-            slot_parts.append(key_slots[start:])
+            for parts, slots in zip(slot_parts, key_slots):
+                parts.append(slots[start:])
             token_ids.extend(req.token_ids_to_compute)
             positions.extend(range(start, start + num))
-        return token_ids, positions, BatchLayout(tuple(sequences), torch.cat(slot_parts))
+        slot_mappings = tuple(torch.cat(parts) for parts in slot_parts)
+        return token_ids, positions, BatchLayout(tuple(sequences), slot_mappings)
 
     @torch.inference_mode()
     def execute(self, output: SchedulerOutput) -> dict[str, torch.Tensor]:

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 
 from fastcoder.engine.batch_runner import BatchRunner
 from fastcoder.engine.engine_api import RequestDelta
+from fastcoder.engine.kv_layout import plan_kv_layout
 from fastcoder.engine.output_processor import OutputProcessor
 from fastcoder.engine.request import RequestStatus
 from fastcoder.engine.scheduler import Scheduler
-from fastcoder.kv.kv_cache_manager import KVCacheManager
 from fastcoder.layers.linear import LinearFactory
 from fastcoder.layers.paged_kv import PagedKVCache
 from fastcoder.loader.gguf_file import GGUFModelFile
+from fastcoder.model.layer_windows import layer_windows
 from fastcoder.sampling_params import SamplingParams
 from fastcoder.tokenizer.tokenizer import Tokenizer
 
@@ -37,15 +38,14 @@ class LLMEngine:
         self.config = config
         self.tokenizer = tokenizer
         self.max_model_len = config.max_model_len
-        block_bytes = PagedKVCache.bytes_per_block(c.num_layers, config.block_size,
-                                                   c.num_kv_heads, c.head_dim)
-        min_blocks = -(-config.max_model_len // config.block_size) + 1
-        num_blocks = max(config.kv_cache_mb * 2**20 // block_bytes, min_blocks)
-        self.runner = BatchRunner(gguf, config.max_model_len, linear, num_blocks,
-                                  config.block_size)
-        self.kv = KVCacheManager(num_blocks, config.block_size, config.enable_prefix_caching)
-        self.scheduler = Scheduler(self.kv, config.max_num_seqs,
-                                   max(config.max_num_batched_tokens, config.max_num_seqs),
+        max_num_batched_tokens = max(config.max_num_batched_tokens, config.max_num_seqs)
+        self.kv_layout = plan_kv_layout(
+            layer_windows(c), PagedKVCache.bytes_per_block(1, 1, c.num_kv_heads, c.head_dim),
+            config.kv_cache_mb * 2**20, config.block_size, config.max_model_len,
+            config.max_num_seqs, max_num_batched_tokens)
+        self.runner = BatchRunner(gguf, config.max_model_len, linear, self.kv_layout)
+        self.kv = self.kv_layout.make_manager(config.enable_prefix_caching)
+        self.scheduler = Scheduler(self.kv, config.max_num_seqs, max_num_batched_tokens,
                                    config.max_model_len)
         self.outputs = OutputProcessor(tokenizer, config.max_model_len)
 

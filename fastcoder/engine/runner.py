@@ -6,7 +6,12 @@ import torch
 from fastcoder.loader.gguf_file import GGUFModelFile
 from fastcoder.layers.kv_cache import KVCache
 from fastcoder.layers.linear import LinearFactory
+from fastcoder.model.layer_windows import layer_windows
 from fastcoder.model.registry import model_class_for
+
+# Tokens per prefill forward: bounds the attention scores ([heads * tokens, keys] fp32), which
+# for an 8k-token prompt in one forward would take 1 GiB per layer.
+PREFILL_CHUNK = 512
 
 
 class ModelRunner:
@@ -17,19 +22,29 @@ class ModelRunner:
         with torch.inference_mode():
             self.model = model_class(gguf, max_model_len, linear)
         c = self.config
-        self.cache = KVCache(c.num_layers, max_model_len, c.num_kv_heads, c.head_dim)
+        self.cache = KVCache(c.num_layers, max_model_len, c.num_kv_heads, c.head_dim,
+                             layer_windows(c))
         # Token ids whose K/V are in the cache, so a new prompt that shares a prefix with the last
         # conversation (an interactive chat, an agent resending history) skips recomputing it.
         self.cached_ids: list[int] = []
 
     def prefill(self, prompt_ids: list[int]) -> torch.Tensor:
         """Logits [vocab] after the prompt, reusing the cached common prefix."""
+        reuse = self.reusable_prefix_len(prompt_ids)
+        self.cached_ids = list(prompt_ids)
+        for start in range(reuse, len(prompt_ids), PREFILL_CHUNK):
+            logits = self.forward(prompt_ids[start:start + PREFILL_CHUNK], start)
+        return logits
+
+    def reusable_prefix_len(self, prompt_ids: list[int]) -> int:
+        """Tokens of prompt_ids whose cached K/V `prefill` reuses: the prefix shared with
+        `cached_ids`, leaving at least one token to compute (its logits are the first sample),
+        and 0 when the sliding-window layers' ring no longer holds the window before it."""
         reuse = 0
-        limit = min(len(prompt_ids) - 1, len(self.cached_ids))   # recompute at least one token
+        limit = min(len(prompt_ids) - 1, len(self.cached_ids))
         while reuse < limit and self.cached_ids[reuse] == prompt_ids[reuse]:
             reuse += 1
-        self.cached_ids = list(prompt_ids)
-        return self.forward(prompt_ids[reuse:], reuse)
+        return reuse if self.cache.can_resume(reuse) else 0
 
     def decode(self, token_id: int, position: int) -> torch.Tensor:
         """Logits [vocab] after one more token at `position`."""

@@ -32,7 +32,7 @@ class Scheduler:
             # Otherwise the running requests at the back would never get their decode token.
             raise ValueError(f"max_num_batched_tokens ({max_num_batched_tokens}) must be >= "
                              f"max_num_seqs ({max_num_seqs})")
-        capacity = kv_manager.num_total_blocks * kv_manager.block_size
+        capacity = kv_manager.token_capacity
         if capacity < max_model_len:
             # Otherwise one request alone could outgrow the pool and preempt itself forever.
             raise ValueError(f"KV cache holds {capacity} tokens, fewer than max_model_len "
@@ -189,6 +189,7 @@ class Scheduler:
             token_ids_to_compute=tuple(request.all_token_ids[start:start + num_new]),
             start_position=start,
             block_table=tuple(self.kv.block_table(request.request_id)),
+            group_block_tables=self.kv.group_block_tables(request.request_id),
             is_last_chunk=start + num_new == request.num_tokens)
 
     def _preempt(self, request: Request) -> None:

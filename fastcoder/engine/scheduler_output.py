@@ -15,6 +15,9 @@ class ScheduledRequest:
     start_position: int
     block_table: tuple[int, ...]
     is_last_chunk: bool               # the chunk reaches num_tokens: sample a token after it
+    # Tables of further KV groups (gemma3: the sliding-window layers, whose released pages are
+    # the null block), indexed like the runner's KV groups 1, 2, ...; () for one-group models.
+    group_block_tables: tuple[tuple[int, ...], ...] = ()
 
     @property
     def num_tokens(self) -> int:

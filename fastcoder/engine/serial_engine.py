@@ -30,16 +30,6 @@ class _SerialRequest:
     num_cached_tokens: int = 0
 
 
-def common_prefix_len(cached_ids: list[int], prompt_ids: list[int]) -> int:
-    """Tokens of prompt_ids the runner's prefill reuses: the shared prefix, leaving at least one
-    prompt token to recompute (its logits are the first sample). Mirrors ModelRunner.prefill."""
-    limit = min(len(prompt_ids) - 1, len(cached_ids))
-    reuse = 0
-    while reuse < limit and cached_ids[reuse] == prompt_ids[reuse]:
-        reuse += 1
-    return reuse
-
-
 class SerialEngine:
     def __init__(self, runner: ModelRunner, tokenizer: Tokenizer):
         self.runner = runner
@@ -97,7 +87,7 @@ class SerialEngine:
     # -- helpers --------------------------------------------------------------------------
     def _prefill(self, request: _SerialRequest):
         """Logits [vocab] after the prompt; records the reused prefix."""
-        reuse = common_prefix_len(self.runner.cached_ids, request.prompt_ids)
+        reuse = self.runner.reusable_prefix_len(request.prompt_ids)
         logits = self.runner.prefill(request.prompt_ids)
         request.num_cached_tokens = reuse
         request.num_tokens = len(request.prompt_ids)

@@ -69,8 +69,17 @@ class KVCacheManager:
     def prefix_cache_stats(self) -> PrefixCacheStats:
         return PrefixCacheStats(self._num_queries, self._num_hits)
 
+    @property
+    def token_capacity(self) -> int:
+        """Tokens one request can hold at most (the scheduler checks max_model_len fits)."""
+        return self.num_total_blocks * self.block_size
+
     def block_table(self, request_id: str) -> list[int]:
         return [block.block_id for block in self.req_to_blocks.get(request_id, ())]
+
+    def group_block_tables(self, request_id: str) -> tuple[tuple[int, ...], ...]:
+        """Block tables of further KV groups: none, this manager is one group."""
+        return ()
 
     # -- verbs ----------------------------------------------------------------------------
     def get_computed_blocks(self, request: Request) -> tuple[list[KVBlock], int]:
@@ -95,12 +104,19 @@ class KVCacheManager:
         (plus the prefix hit `computed_blocks`, only on a request's first allocation). Returns
         the ids of the newly allocated blocks, or None when the pool is short; then nothing
         changes (a sliding-window request may still have released pages it no longer needs)."""
+        num_new_blocks = self.can_allocate(request, num_new_tokens, computed_blocks)
+        if num_new_blocks is None:
+            return None
+        return self.commit_allocation(request, num_new_blocks, computed_blocks)
+
+    def can_allocate(self, request: Request, num_new_tokens: int,
+                     computed_blocks: list[KVBlock] | None = None) -> int | None:
+        """Blocks `allocate_slots` would take from the pool, or None when it is short. Releases
+        the request's pages that fell out of the window first (no query needs them either way)."""
         computed_blocks = computed_blocks or []
         rid = request.request_id
-        blocks = self.req_to_blocks.get(rid)
-        if blocks is None:
-            blocks = []
-        elif computed_blocks:
+        blocks = self.req_to_blocks.get(rid, [])
+        if blocks and computed_blocks:
             raise ValueError(f"prefix hit for {rid!r}, which already holds blocks")
         num_computed = request.num_computed_tokens + len(computed_blocks) * self.block_size
         if blocks:
@@ -108,23 +124,51 @@ class KVCacheManager:
         num_required = -(-(num_computed + num_new_tokens) // self.block_size)
         num_new_blocks = max(0, num_required - len(blocks) - len(computed_blocks))
         # Hit blocks with no other user sit in the free queue: touching them uses up free slots.
-        num_evictable_hits = sum(1 for block in computed_blocks if block.ref_count == 0)
+        num_evictable_hits = sum(1 for block in computed_blocks
+                                 if block.ref_count == 0 and block is not self.pool.null_block)
         if num_new_blocks + num_evictable_hits > self.pool.num_free_blocks:
             return None
+        return num_new_blocks
 
+    def commit_allocation(self, request: Request, num_new_blocks: int,
+                          computed_blocks: list[KVBlock] | None = None) -> list[int]:
+        """The allocation `can_allocate` approved: takes the hit and `num_new_blocks` blocks."""
+        computed_blocks = computed_blocks or []
+        rid = request.request_id
         if rid not in self.req_to_blocks:
-            self.req_to_blocks[rid] = blocks
+            self.req_to_blocks[rid] = []
             self._num_cached_blocks[rid] = len(computed_blocks)
             if self.enable_prefix_caching:
                 self._num_queries += request.num_tokens
                 self._num_hits += len(computed_blocks) * self.block_size
+        blocks = self.req_to_blocks[rid]
         self.pool.touch(computed_blocks)
         blocks.extend(computed_blocks)
         new_blocks = self.pool.allocate(num_new_blocks)
         blocks.extend(new_blocks)
         if computed_blocks:
+            num_computed = request.num_computed_tokens + len(computed_blocks) * self.block_size
             self._release_out_of_window(blocks, num_computed)
         return [block.block_id for block in new_blocks]
+
+    def window_hit(self, request: Request, max_blocks: int) -> tuple[list[KVBlock], int]:
+        """The longest prefix hit of at most `max_blocks` blocks whose pages that later queries
+        can see are all cached, and its length in tokens. Pages before the window are given as
+        the null block: they may be evicted already and are never read (vLLM v1
+        `SlidingWindowManager.find_longest_cache_hit`)."""
+        if not self.enable_prefix_caching:
+            return [], 0
+        bs, window = self.block_size, self.sliding_window
+        cached = [self.pool.get_cached(h) for h in self._hashes(request)[:max_blocks]]
+        num_blocks = len(cached)
+        while num_blocks > 0:
+            # Queries from position num_blocks * bs on see keys from there - window + 1 on.
+            first = max(0, num_blocks * bs - window + 1) // bs if window else 0
+            missing = [i for i in range(first, num_blocks) if cached[i] is None]
+            if not missing:
+                return [self.pool.null_block] * first + cached[first:num_blocks], num_blocks * bs
+            num_blocks = missing[-1]                 # a hit must end before the missing page
+        return [], 0
 
     def cache_blocks(self, request: Request, num_computed_tokens: int) -> None:
         """Registers the request's blocks that are full within its first `num_computed_tokens`

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from fastcoder.layers.kv_cache import KVCache
+from fastcoder.layers.kv_cache import ContiguousKV
 
 
 def cached_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor,
@@ -23,21 +23,32 @@ def grouped_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
                       sliding_window: int = 0) -> torch.Tensor:
     """q: [num_tokens, num_heads, head_dim]; keys, values: [num_kv_heads, num_keys, head_dim]
     for positions first_key_position.. ; returns [num_tokens, num_heads * head_dim]."""
+    num_tokens = q.shape[0]
+    num_keys = keys.shape[1]
+    last_key = first_key_position + num_keys - 1
+    allowed = None
+    if num_tokens > 1 or (sliding_window and num_keys > sliding_window) \
+            or int(query_positions[0]) < last_key:
+        key_pos = torch.arange(first_key_position, first_key_position + num_keys)
+        allowed = key_pos[None, :] <= query_positions[:, None]  # [tokens, keys]
+        if sliding_window:
+            allowed &= key_pos[None, :] > query_positions[:, None] - sliding_window
+    return masked_attention(q, keys, values, allowed, scale)
+
+
+def masked_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                     allowed: torch.Tensor | None, scale: float) -> torch.Tensor:
+    """q: [num_tokens, num_heads, head_dim]; keys, values: [num_kv_heads, num_keys, head_dim] in
+    any order; allowed: [num_tokens, num_keys] bool (None = every key). Returns
+    [num_tokens, num_heads * head_dim]."""
     num_tokens, num_heads, head_dim = q.shape
-    num_kv_heads, num_keys, _ = keys.shape
+    num_kv_heads = keys.shape[0]
     group = num_heads // num_kv_heads
     # [kv_heads, group * num_tokens, head_dim]: rows ordered (head in group, token)
     qg = q.view(num_tokens, num_kv_heads, group, head_dim).permute(1, 2, 0, 3)
     qg = qg.reshape(num_kv_heads, group * num_tokens, head_dim)
     scores = torch.bmm(qg, keys.transpose(1, 2)).mul_(scale)    # [kv_heads, g * tokens, keys]
-    last_key = first_key_position + num_keys - 1
-    needs_mask = num_tokens > 1 or (sliding_window and num_keys > sliding_window) \
-        or int(query_positions[0]) < last_key
-    if needs_mask:
-        key_pos = torch.arange(first_key_position, first_key_position + num_keys)
-        allowed = key_pos[None, :] <= query_positions[:, None]  # [tokens, keys]
-        if sliding_window:
-            allowed &= key_pos[None, :] > query_positions[:, None] - sliding_window
+    if allowed is not None:
         scores.masked_fill_(~allowed.repeat(group, 1), float("-inf"))
     probs = torch.softmax(scores, dim=-1)
     out = torch.bmm(probs, values)                               # [kv_heads, g * tokens, dim]
@@ -46,7 +57,7 @@ def grouped_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
 
 
 def contiguous_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                         positions: torch.Tensor, cache: KVCache, layer: int, scale: float,
+                         positions: torch.Tensor, cache: ContiguousKV, layer: int, scale: float,
                          sliding_window: int = 0) -> torch.Tensor:
     """One sequence whose new tokens sit at `positions` (contiguous, ascending)."""
     num_tokens = q.shape[0]

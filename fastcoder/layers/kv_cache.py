@@ -1,10 +1,16 @@
-"""A preallocated contiguous KV cache for one sequence."""
+"""Preallocated KV cache for one sequence: a contiguous buffer for global attention layers and
+a ring buffer for sliding-window (local) layers, so local layers' memory is bounded by the window
+instead of growing with the context (gemma3: 15 of 18 layers)."""
 from __future__ import annotations
 
 import torch
 
+# Ring slots beyond the window: a decode step may roll back this many tokens (speculative
+# decoding rejecting drafts) and still find the window before the rollback point in the ring.
+RING_SLACK = 32
 
-class KVCache:
+
+class ContiguousKV:
     """k, v: [num_layers, num_kv_heads, max_tokens, head_dim]; never reallocated. Heads outermost
     so each head's keys are one contiguous matrix for the attention matmuls."""
 
@@ -24,7 +30,110 @@ class KVCache:
         """Keys and values of positions start..end-1: [num_kv_heads, end - start, head_dim]."""
         return self.k[layer, :, start:end], self.v[layer, :, start:end]
 
+
+class RingKV:
+    """k, v: [num_layers, num_kv_heads, size, head_dim]; position p lives in slot p % size.
+    `slot_positions` [size] records which position each slot holds (-1: none), the same for
+    every layer because a forward writes the same positions into all of them."""
+
+    def __init__(self, num_layers: int, size: int, num_kv_heads: int, head_dim: int):
+        shape = (num_layers, num_kv_heads, size, head_dim)
+        self.k = torch.zeros(shape, dtype=torch.float32)
+        self.v = torch.zeros(shape, dtype=torch.float32)
+        self.size = size
+        self.slot_positions = torch.full((size,), -1, dtype=torch.long)
+        self._mask: torch.Tensor | None = None      # [num_tokens, size] of the current forward
+
+    def holds(self, start: int, end: int) -> bool:
+        """Are positions start..end-1 all still in the ring?"""
+        if start >= end:
+            return True
+        positions = torch.arange(start, end)
+        return bool((self.slot_positions[positions % self.size] == positions).all())
+
+    def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               positions: torch.Tensor, scale: float, window: int) -> torch.Tensor:
+        from fastcoder.layers.attention import grouped_attention, masked_attention
+        num_tokens = q.shape[0]
+        start = int(positions[0])
+        if num_tokens + window - 1 > self.size:
+            # A chunk longer than the slack: attend over the old window gathered in order plus
+            # the new keys, then keep only the chunk's last `size` tokens.
+            first = max(0, start - window + 1)
+            old = torch.arange(first, start) % self.size
+            keys = torch.cat([self.k[layer].index_select(1, old), k.transpose(0, 1)], dim=1)
+            values = torch.cat([self.v[layer].index_select(1, old), v.transpose(0, 1)], dim=1)
+            out = grouped_attention(q, keys, values, positions, first, scale, window)
+            kept = slice(max(0, num_tokens - self.size), num_tokens)
+            self._write(layer, positions[kept], k[kept], v[kept])
+            self._mask = None
+            return out
+        self._write(layer, positions, k, v)
+        if layer == 0 or self._mask is None or self._mask.shape[0] != num_tokens:
+            # Layer 0 is written first in every forward: the mask is shared by the rest.
+            key_pos = self.slot_positions[None, :]                     # [1, size]
+            query_pos = positions[:, None]                              # [num_tokens, 1]
+            self._mask = (key_pos <= query_pos) & (key_pos > query_pos - window) & (key_pos >= 0)
+        return masked_attention(q, self.k[layer], self.v[layer], self._mask, scale)
+
+    def _write(self, layer: int, positions: torch.Tensor, k: torch.Tensor,
+               v: torch.Tensor) -> None:
+        """positions: [n] ascending, n <= size; k, v: [n, num_kv_heads, head_dim]."""
+        slots = positions % self.size
+        self.k[layer].index_copy_(1, slots, k.transpose(0, 1))
+        self.v[layer].index_copy_(1, slots, v.transpose(0, 1))
+        if layer == 0:
+            self.slot_positions[slots] = positions
+
+
+class KVCache:
+    """The KV cache of one sequence of up to `max_tokens` tokens. `layer_windows[i]` is layer i's
+    sliding window in tokens (0 = global). Local layers share one window size; they get a ring of
+    window + RING_SLACK slots unless that is no smaller than max_tokens."""
+
+    def __init__(self, num_layers: int, max_tokens: int, num_kv_heads: int, head_dim: int,
+                 layer_windows: tuple[int, ...] | None = None, ring_slack: int = RING_SLACK):
+        windows = tuple(layer_windows or (0,) * num_layers)
+        if len(windows) != num_layers:
+            raise ValueError(f"{len(windows)} layer windows for {num_layers} layers")
+        local_windows = {w for w in windows if w}
+        if len(local_windows) > 1:
+            raise ValueError(f"local layers must share one window, got {sorted(local_windows)}")
+        self.window = local_windows.pop() if local_windows else 0
+        ring_size = self.window + ring_slack
+        use_ring = bool(self.window) and ring_size < max_tokens
+        self.layer_windows = windows
+        self.max_tokens = max_tokens
+        # layer -> (is_ring, index within its buffer)
+        self.layer_slot: list[tuple[bool, int]] = []
+        counts = [0, 0]
+        for w in windows:
+            is_ring = use_ring and w > 0
+            self.layer_slot.append((is_ring, counts[is_ring]))
+            counts[is_ring] += 1
+        self.full = ContiguousKV(counts[0], max_tokens, num_kv_heads, head_dim)
+        self.ring = RingKV(counts[1], ring_size, num_kv_heads, head_dim) if counts[1] else None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of K/V storage allocated."""
+        buffers = [self.full.k, self.full.v] + ([self.ring.k, self.ring.v] if self.ring else [])
+        return sum(b.numel() * b.element_size() for b in buffers)
+
+    def can_resume(self, num_tokens: int) -> bool:
+        """Can a forward start at position `num_tokens` on the cached positions before it? The
+        global layers keep everything; the ring must still hold the window before it."""
+        if self.ring is None:
+            return True
+        return self.ring.holds(max(0, num_tokens - self.window + 1), num_tokens)
+
     def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                positions: torch.Tensor, scale: float, sliding_window: int = 0) -> torch.Tensor:
         from fastcoder.layers.attention import contiguous_attention
-        return contiguous_attention(q, k, v, positions, self, layer, scale, sliding_window)
+        is_ring, index = self.layer_slot[layer]
+        if is_ring:
+            if sliding_window != self.window:
+                raise ValueError(f"layer {layer} attends with window {sliding_window}, its ring "
+                                 f"was sized for {self.window}")
+            return self.ring.attend(index, q, k, v, positions, scale, sliding_window)
+        return contiguous_attention(q, k, v, positions, self.full, index, scale, sliding_window)

@@ -1,8 +1,10 @@
 """Paged KV cache for a batch of sequences: fixed-size blocks addressed through block tables.
 
-The model layer sees the same `write` / attention entry point as the single-sequence KVCache;
-the per-step batch layout (which tokens belong to which sequence, their block tables) travels in
-an explicit `BatchLayout`, never in globals."""
+The model layer sees the same `attend` entry point as the single-sequence KVCache; the per-step
+batch layout (which tokens belong to which sequence, their slots) travels in an explicit
+`BatchLayout`, never in globals. Layers are split into KV groups, each with its own block pool
+and block tables: one group for most models; gemma3 has its global layers in group 0 and its
+sliding-window layers in group 1, whose pages out of the window go back to the pool."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,33 +20,48 @@ class SequenceSlice:
     token_start: int           # first row of this sequence in the flat batch
     num_tokens: int            # tokens computed this step
     context_len: int           # tokens in the cache after this step (computed + new)
-    key_slots: torch.Tensor    # [context_len] flat cache slots of positions 0..context_len-1
+    # Per KV group: [context_len] flat cache slots of positions 0..context_len-1 (slots of
+    # released pages point into the null block and are never read).
+    key_slots: tuple[torch.Tensor, ...]
 
 
 @dataclass(frozen=True)
 class BatchLayout:
     sequences: tuple[SequenceSlice, ...]
-    slot_mapping: torch.Tensor  # [num_tokens] flat cache slot each new token's K/V goes to
+    slot_mappings: tuple[torch.Tensor, ...]   # per KV group: [num_tokens] slot of each new K/V
 
 
 class PagedKVCache:
-    """k, v: [num_layers, num_blocks * block_size, num_kv_heads, head_dim] (flat slots); slot
-    s belongs to block s // block_size. Block 0 is the scheduler's null block."""
+    """Group g: k, v: [len(group_layers[g]), group_num_blocks[g] * block_size, kv_heads,
+    head_dim] (flat slots); slot s belongs to block s // block_size. Block 0 of every group is the
+    scheduler's null block."""
 
-    def __init__(self, num_layers: int, num_blocks: int, block_size: int, num_kv_heads: int,
+    def __init__(self, group_layers: tuple[tuple[int, ...], ...],
+                 group_num_blocks: tuple[int, ...], block_size: int, num_kv_heads: int,
                  head_dim: int):
-        shape = (num_layers, num_blocks * block_size, num_kv_heads, head_dim)
-        self.k = torch.zeros(shape, dtype=torch.float32)
-        self.v = torch.zeros(shape, dtype=torch.float32)
+        if len(group_layers) != len(group_num_blocks):
+            raise ValueError("one block count per KV group")
+        self.k, self.v = [], []
+        self.layer_to_group: dict[int, tuple[int, int]] = {}    # layer -> (group, index)
+        for g, (layers, num_blocks) in enumerate(zip(group_layers, group_num_blocks)):
+            shape = (len(layers), num_blocks * block_size, num_kv_heads, head_dim)
+            self.k.append(torch.zeros(shape, dtype=torch.float32))
+            self.v.append(torch.zeros(shape, dtype=torch.float32))
+            self.layer_to_group.update({layer: (g, i) for i, layer in enumerate(layers)})
         self.block_size = block_size
-        self.num_blocks = num_blocks
+        self.group_num_blocks = tuple(group_num_blocks)
         self.layout: BatchLayout | None = None
 
     @staticmethod
     def bytes_per_block(num_layers: int, block_size: int, num_kv_heads: int, head_dim: int) -> int:
         return 2 * num_layers * block_size * num_kv_heads * head_dim * 4
 
-    def slots(self, block_table: list[int], start: int, end: int) -> torch.Tensor:
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.k + self.v)
+
+    def slots(self, block_table: list[int] | tuple[int, ...], start: int, end: int
+              ) -> torch.Tensor:
         """Flat slots of positions start..end-1 of a sequence: [end - start]."""
         positions = torch.arange(start, end)
         blocks = torch.tensor(block_table, dtype=torch.long)[positions // self.block_size]
@@ -55,18 +72,20 @@ class PagedKVCache:
         """q: [num_tokens, num_heads, head_dim]; k, v: [num_tokens, kv_heads, head_dim] of the
         flat batch. Returns [num_tokens, num_heads * head_dim]."""
         layout = self.layout
+        group, index = self.layer_to_group[layer]
+        cache_k, cache_v = self.k[group][index], self.v[group][index]   # [slots, kv_heads, dim]
         num_tokens, num_heads, head_dim = q.shape
-        self.k[layer].index_copy_(0, layout.slot_mapping, k)
-        self.v[layer].index_copy_(0, layout.slot_mapping, v)
+        cache_k.index_copy_(0, layout.slot_mappings[group], k)
+        cache_v.index_copy_(0, layout.slot_mappings[group], v)
         out = torch.empty(num_tokens, num_heads * head_dim)
         for seq in layout.sequences:
             rows = slice(seq.token_start, seq.token_start + seq.num_tokens)
             first_key = 0
             if sliding_window:
                 first_key = max(0, seq.context_len - seq.num_tokens - sliding_window + 1)
-            slots = seq.key_slots[first_key:]
-            keys = self.k[layer].index_select(0, slots).transpose(0, 1)  # [kv_heads, ctx, dim]
-            values = self.v[layer].index_select(0, slots).transpose(0, 1)
+            slots = seq.key_slots[group][first_key:]
+            keys = cache_k.index_select(0, slots).transpose(0, 1)     # [kv_heads, ctx, dim]
+            values = cache_v.index_select(0, slots).transpose(0, 1)
             out[rows] = grouped_attention(q[rows], keys, values, positions[rows], first_key,
                                           scale, sliding_window)
         return out

@@ -35,6 +35,12 @@ def is_sliding_layer(config: ModelConfig, layer: int) -> bool:
     return (layer + 1) % pattern != 0
 
 
+def gemma3_layer_windows(config: ModelConfig) -> tuple[int, ...]:
+    """Each layer's sliding window in tokens, 0 for global layers."""
+    return tuple(config.sliding_window if is_sliding_layer(config, i) else 0
+                 for i in range(config.num_layers))
+
+
 class Gemma3Attention(torch.nn.Module):
     def __init__(self, config: ModelConfig, w: Weights, prefix: str, sliding_window: int):
         super().__init__()
@@ -93,6 +99,9 @@ class Gemma3Block(torch.nn.Module):
 
 @register_model("gemma3")
 class Gemma3Model(torch.nn.Module):
+    # KV caches size local layers by their window (model.layer_windows).
+    layer_windows = staticmethod(gemma3_layer_windows)
+
     def __init__(self, gguf: GGUFModelFile, max_positions: int, linear: LinearFactory):
         super().__init__()
         config = self.config = gguf.config
@@ -104,8 +113,8 @@ class Gemma3Model(torch.nn.Module):
             config.head_dim, max_positions,
             config.extra.get("rope_theta_swa", DEFAULT_LOCAL_ROPE_THETA))
         self.layers = torch.nn.ModuleList(
-            Gemma3Block(config, w, i, config.sliding_window if is_sliding_layer(config, i) else 0)
-            for i in range(config.num_layers))
+            Gemma3Block(config, w, i, window)
+            for i, window in enumerate(gemma3_layer_windows(config)))
         # sqrt(hidden) rounded to fp32 as transformers does (the embedding runs in fp32).
         embed_scale = float(torch.tensor(config.hidden_size ** 0.5, dtype=torch.float32))
         self.embed = QuantEmbedding(w.get("token_embd.weight"), scale=embed_scale)

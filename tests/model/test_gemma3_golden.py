@@ -96,6 +96,8 @@ def test_long_context_past_sliding_window(gemma_llm):
     data, meta, _ = load_golden(GOLDEN)
     prompt = [int(t) for t in data["long_prompt"]]
     ref_ids, ref_logprobs = data["long_top_ids"], data["long_top_logprobs"]
+    cache = gemma_llm.runner.cache
+    assert cache.ring is not None and cache.ring.size < len(prompt)   # local layers wrap around
     ours = long_context_logprobs(gemma_llm, prompt, meta["long_num_logits"])
     agree, total = top1_agreement(ref_ids, ours)
     kls = kl_ref_to_ours(ref_logprobs, ref_ids, ours)
@@ -108,15 +110,21 @@ def test_long_context_fixture_detects_a_missing_window(gemma_llm):
     comparison really checks the window."""
     data, meta, _ = load_golden(GOLDEN)
     prompt = [int(t) for t in data["long_prompt"]]
-    attentions = [block.attn for block in gemma_llm.runner.model.layers]
+    from fastcoder.layers.kv_cache import KVCache
+    runner = gemma_llm.runner
+    attentions = [block.attn for block in runner.model.layers]
     windows = [a.sliding_window for a in attentions]
+    ring_cache, c = runner.cache, gemma_llm.config
     try:
+        # Every layer global, so every layer also needs the full-length cache (no rings).
+        runner.cache = KVCache(c.num_layers, runner.max_model_len, c.num_kv_heads, c.head_dim)
         for a in attentions:
             a.sliding_window = 0
         ours = long_context_logprobs(gemma_llm, prompt, meta["long_num_logits"])
     finally:
         for a, window in zip(attentions, windows):
             a.sliding_window = window
-        gemma_llm.runner.cached_ids = []
+        runner.cache = ring_cache
+        runner.cached_ids = []
     kls = kl_ref_to_ours(data["long_top_logprobs"], data["long_top_ids"], ours)
     assert kls.mean() > 1e-2, f"mean KL {kls.mean():.2e} without the window"
