@@ -44,3 +44,28 @@ def test_batched_greedy_equals_alone_and_prefix_hit(tmp_path, arch):
     engine.add_request("again", prompts[2], GREEDY)               # its blocks are cached now
     assert run_all(engine)["again"] == batched["2"]
     assert engine.stats()["prefix_cache_hits"] > 0
+
+
+def test_server_completion_on_moe_model(tmp_path):
+    """The OpenAI app over the batching engine serves an MoE model: greedy completion text and
+    usage equal the in-process generation."""
+    from fastapi.testclient import TestClient
+
+    from fastcoder.engine.async_engine import AsyncEngine
+    from fastcoder.server.app import create_app
+    path = write_tiny_model(tmp_path / "qwen3moe.gguf", "qwen3moe", "q4_0")
+    gguf = open_gguf(path)
+    tokenizer = Tokenizer.from_metadata(gguf.metadata)
+    engine = AsyncEngine(LLMEngine(gguf, tokenizer, linear_factory("quant", 1),
+                                   EngineConfig(max_model_len=64, kv_cache_mb=1, block_size=4)))
+    try:
+        client = TestClient(create_app(engine, tokenizer, "tiny-moe"), raise_server_exceptions=False)
+        body = client.post("/v1/completions", json={
+            "model": "tiny-moe", "prompt": "the cat", "max_tokens": 8, "temperature": 0,
+            "ignore_eos": True}).json()
+    finally:
+        engine.shutdown()
+    expected = LLM(str(path), kernels="quant", threads=1).generate(
+        "the cat", SamplingParams(temperature=0, max_tokens=8, ignore_eos=True))[0].outputs[0]
+    assert body["choices"][0]["text"] == expected.text
+    assert body["usage"]["completion_tokens"] == 8
