@@ -10,6 +10,7 @@ from enum import Enum
 import torch
 
 from fastcoder.config import ModelConfig
+from fastcoder.errors import UnsupportedArchitectureError
 from fastcoder.layers.activations import Activation, GatedMLP
 from fastcoder.layers.attention import cached_attention
 from fastcoder.layers.kv_cache import KVCache
@@ -122,6 +123,12 @@ class DecoderModel(torch.nn.Module):
     def __init__(self, gguf: GGUFModelFile, max_positions: int, linear: LinearFactory):
         super().__init__()
         config = self.config = gguf.config
+        if "rope_freqs.weight" in gguf.tensors:
+            # Llama 3.1+ per-frequency RoPE factors: computing without them would be silently
+            # wrong past the original context, so refuse the file.
+            raise UnsupportedArchitectureError(
+                f"{gguf.path}: per-frequency RoPE scaling (rope_freqs.weight, Llama 3.1) is not "
+                "supported yet")
         w = Weights(gguf, linear)
         self.rotary = RotaryEmbedding(config.head_dim, max_positions, config.rope_theta,
                                       config.rope_scaling_factor)

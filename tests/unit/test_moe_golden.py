@@ -59,3 +59,16 @@ def test_matches_transformers(tmp_path, arch, quant, kernels):
     print(f"{arch} {quant} {kernels}: top-1 {top1:.4f}, mean KL {kl:.2e}")
     min_top1, max_kl = INT8_ACTIVATIONS if kernels == "quant" and quant != "f32" else STRICT
     assert top1 >= min_top1 and kl <= max_kl, (top1, kl)
+
+
+def test_llama_with_rope_freqs_is_refused(tmp_path):
+    """Llama 3.1 files carry per-frequency RoPE factors this model does not apply: a typed error
+    instead of silently wrong logits."""
+    from fastcoder.errors import UnsupportedArchitectureError
+    from fastcoder.layers.linear import DequantizedLinear
+    from fastcoder.loader.gguf_file import open_gguf
+    from fastcoder.model.registry import model_class_for
+    gguf = open_gguf(write_tiny_model(tmp_path / "llama.gguf", "llama"))
+    gguf.tensors["rope_freqs.weight"] = gguf.tensors["output_norm.weight"]
+    with pytest.raises(UnsupportedArchitectureError, match="rope_freqs"):
+        model_class_for("llama")(gguf, 64, DequantizedLinear)
