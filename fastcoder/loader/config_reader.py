@@ -29,7 +29,8 @@ def config_from_metadata(metadata: dict[str, Any], source: str = "") -> ModelCon
     # Optional keys only some converters write; families fall back to their published defaults.
     extra = {name: float(value) for name, value in (
         ("rope_theta_swa", key("rope.freq_base_swa")),
-        ("final_logit_softcapping", key("final_logit_softcapping"))) if value is not None}
+        ("final_logit_softcapping", key("final_logit_softcapping")),
+        ("expert_gating_func", key("expert_gating_func"))) if value is not None}
     return ModelConfig(
         architecture=arch,
         num_layers=int(key("block_count", required=True)),

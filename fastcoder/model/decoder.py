@@ -22,6 +22,9 @@ from fastcoder.loader.gguf_file import GGUFModelFile, QuantTensor
 from fastcoder.model.weights import Weights
 
 
+SOFTMAX_GATING = 1.0   # GGUF {arch}.expert_gating_func (gguf.ExpertGatingFuncType.SOFTMAX)
+
+
 class QKNorm(Enum):
     NONE = "none"
     PER_HEAD = "per_head"     # qwen3: RMSNorm over each head's head_dim, after the reshape
@@ -85,6 +88,10 @@ def build_ffn(config: ModelConfig, spec: DecoderSpec, w: Weights, prefix: str) -
 
     if w.optional(f"{prefix}.ffn_gate_inp.weight") is None:
         return swiglu("")
+    if config.extra.get("expert_gating_func", SOFTMAX_GATING) != SOFTMAX_GATING:
+        raise UnsupportedArchitectureError(
+            f"{config.architecture}: expert gating function "
+            f"{int(config.extra['expert_gating_func'])} (sigmoid-style routers) is not supported")
     experts = expert_factory(w.linear_factory)(*(w.get(f"{prefix}.ffn_{p}_exps.weight")
                                                  for p in ("gate", "up", "down")))
     shared = shared_gate = None

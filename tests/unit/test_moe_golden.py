@@ -72,3 +72,19 @@ def test_llama_with_rope_freqs_is_refused(tmp_path):
     gguf.tensors["rope_freqs.weight"] = gguf.tensors["output_norm.weight"]
     with pytest.raises(UnsupportedArchitectureError, match="rope_freqs"):
         model_class_for("llama")(gguf, 64, DequantizedLinear)
+
+
+def test_sigmoid_gated_router_is_refused(tmp_path):
+    """Routers the softmax top-k path does not implement (expert_gating_func = sigmoid) fail
+    loudly at load."""
+    import dataclasses
+
+    from fastcoder.errors import UnsupportedArchitectureError
+    from fastcoder.layers.linear import DequantizedLinear
+    from fastcoder.loader.gguf_file import open_gguf
+    from fastcoder.model.registry import model_class_for
+    gguf = open_gguf(write_tiny_model(tmp_path / "qwen3moe.gguf", "qwen3moe"))
+    config = dataclasses.replace(gguf.config, extra={"expert_gating_func": 2.0})
+    with pytest.raises(UnsupportedArchitectureError, match="gating"):
+        model_class_for("qwen3moe")(dataclasses.replace(gguf, config=config), 64,
+                                    DequantizedLinear)
