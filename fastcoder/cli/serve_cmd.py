@@ -13,7 +13,17 @@ def _batched_engine(args: argparse.Namespace, gguf, tokenizer, linear, max_model
     from fastcoder.engine.llm_engine import EngineConfig, LLMEngine
     return LLMEngine(gguf, tokenizer, linear, EngineConfig(
         max_model_len=max_model_len, max_num_seqs=args.max_num_seqs,
-        kv_cache_mb=args.kv_cache_mb))
+        kv_cache_mb=args.kv_cache_mb), speculative_config(args))
+
+
+def speculative_config(args: argparse.Namespace):
+    """--speculative, with a catalog draft model pulled first."""
+    from fastcoder.cli.common import ensure_pulled
+    from fastcoder.spec.config import SpeculativeConfig
+    config = SpeculativeConfig.parse(args.speculative)
+    if config is not None and config.method == "draft":
+        config = SpeculativeConfig("draft", str(ensure_pulled(config.draft_model)))
+    return config
 
 
 def _serial_engine(args: argparse.Namespace, gguf, tokenizer, linear, max_model_len):
@@ -62,6 +72,9 @@ def check_args(args: argparse.Namespace) -> None:
         raise InvalidParameterError("--max-model-len must be >= 2", param="max_model_len")
     if not 0 <= args.port <= 65535:
         raise InvalidParameterError("--port must be in [0, 65535]", param="port")
+    from fastcoder.spec.config import SpeculativeConfig
+    if SpeculativeConfig.parse(args.speculative) is not None and args.engine != "batched":
+        raise InvalidParameterError("--speculative needs --engine batched", param="speculative")
 
 
 def run(args: argparse.Namespace) -> int:

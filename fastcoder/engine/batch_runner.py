@@ -40,15 +40,24 @@ class BatchRunner:
 
     @torch.inference_mode()
     def execute(self, output: SchedulerOutput) -> dict[str, torch.Tensor]:
-        """Runs the step; returns next-token logits [vocab] of each request whose last chunk ran."""
+        """Runs the step; returns, for each request whose last chunk ran, the logits
+        [1 + num_draft_tokens, vocab] of its last real token and of each draft token."""
         token_ids, positions, layout = self.layout(output)
         self.cache.layout = layout
         hidden = self.model(torch.tensor(token_ids, dtype=torch.long),
                             torch.tensor(positions, dtype=torch.long), self.cache)
-        sampled = [(req.request_id, seq.token_start + seq.num_tokens - 1)
-                   for req, seq in zip(output.scheduled, layout.sequences) if req.is_last_chunk]
-        if not sampled:
+        spans = []                                   # (request id, first row, number of rows)
+        for req, seq in zip(output.scheduled, layout.sequences):
+            if req.is_last_chunk:
+                num_rows = 1 + req.num_draft_tokens
+                spans.append((req.request_id, seq.token_start + seq.num_tokens - num_rows,
+                               num_rows))
+        if not spans:
             return {}
-        rows = torch.tensor([row for _, row in sampled])
-        logits = self.model.compute_logits(hidden.index_select(0, rows)).clone()  # [n, vocab]
-        return {request_id: logits[i] for i, (request_id, _) in enumerate(sampled)}
+        rows = torch.cat([torch.arange(first, first + n) for _, first, n in spans])
+        logits = self.model.compute_logits(hidden.index_select(0, rows)).clone()  # [rows, vocab]
+        by_id, offset = {}, 0
+        for request_id, _, num_rows in spans:
+            by_id[request_id] = logits[offset:offset + num_rows]
+            offset += num_rows
+        return by_id

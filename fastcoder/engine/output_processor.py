@@ -52,6 +52,15 @@ class OutputProcessor:
         """logits: [vocab] after the request's last token -> the next token id."""
         return self._states[request_id].sample(logits)
 
+    def verify(self, request_id: str, logits: torch.Tensor, draft_token: int) -> tuple[int, bool]:
+        """logits: [vocab] at a drafted position -> (token to emit, whether it is the draft)."""
+        return self._states[request_id].verify(logits, draft_token)
+
+    def num_remaining(self, request_id: str) -> int:
+        """Tokens the request may still generate (max_tokens, context end)."""
+        state = self._states[request_id]
+        return state.max_new - state.num_generated
+
     def emit(self, request_id: str, token_id: int, logits: torch.Tensor, num_prompt_tokens: int,
              num_cached_tokens: int) -> RequestDelta:
         """The delta for a sampled token. A stop token is reported in new_token_ids (it was
@@ -65,3 +74,14 @@ class OutputProcessor:
             del self._states[request_id]
         return RequestDelta(request_id, (token_id,), text, finish, num_prompt_tokens,
                             num_cached_tokens, logprobs)
+
+
+def merge_deltas(deltas: list[RequestDelta]) -> RequestDelta:
+    """One step's deltas of one request (several tokens after a verified draft) as one."""
+    if len(deltas) == 1:
+        return deltas[0]
+    last = deltas[-1]
+    return RequestDelta(last.request_id, tuple(t for d in deltas for t in d.new_token_ids),
+                        "".join(d.text for d in deltas), last.finish_reason,
+                        last.num_prompt_tokens, last.num_cached_tokens,
+                        tuple(lp for d in deltas for lp in d.logprobs))

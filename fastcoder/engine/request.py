@@ -38,7 +38,7 @@ _FINISH_REASON = {RequestStatus.FINISHED_STOPPED: "stop",
 class Request:
     __slots__ = ("request_id", "prompt_ids", "params", "output_ids", "num_computed_tokens",
                  "num_cached_tokens", "num_preemptions", "status", "arrival_index",
-                 "_all_token_ids")
+                 "spec_token_ids", "_all_token_ids")
 
     def __init__(self, request_id: str, prompt_ids: Sequence[int], params: SamplingParams,
                  arrival_index: int = 0):
@@ -51,6 +51,9 @@ class Request:
         self.num_preemptions = 0
         self.status = RequestStatus.WAITING
         self.arrival_index = arrival_index    # set by the scheduler: FIFO order and preemption
+        # Draft tokens to verify after the last token (speculative decoding); the engine sets
+        # them between steps, the scheduler computes them with the last token and drops them.
+        self.spec_token_ids: list[int] = []
         self._all_token_ids: list[int] = list(self.prompt_ids)
 
     @property
@@ -65,6 +68,10 @@ class Request:
     def num_tokens(self) -> int:
         """Prompt + output tokens: the target `num_computed_tokens` chases."""
         return len(self._all_token_ids)
+
+    @property
+    def num_tokens_with_spec(self) -> int:
+        return len(self._all_token_ids) + len(self.spec_token_ids)
 
     @property
     def all_token_ids(self) -> list[int]:

@@ -28,6 +28,17 @@ class ModelRunner:
         # conversation (an interactive chat, an agent resending history) skips recomputing it.
         self.cached_ids: list[int] = []
 
+    def with_own_cache(self) -> "ModelRunner":
+        """A runner over the same weights with a fresh KV cache: a draft model serving several
+        sequences of a batching engine."""
+        twin = object.__new__(ModelRunner)
+        twin.config, twin.max_model_len, twin.model = self.config, self.max_model_len, self.model
+        c = self.config
+        twin.cache = KVCache(c.num_layers, self.max_model_len, c.num_kv_heads, c.head_dim,
+                             layer_windows(c))
+        twin.cached_ids = []
+        return twin
+
     def prefill(self, prompt_ids: list[int]) -> torch.Tensor:
         """Logits [vocab] after the prompt, reusing the cached common prefix."""
         reuse = self.reusable_prefix_len(prompt_ids)

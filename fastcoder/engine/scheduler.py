@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
+from collections.abc import Sequence
 
 from fastcoder.engine.request import Request, RequestStatus
 from fastcoder.engine.scheduler_output import ScheduledRequest, SchedulerOutput
@@ -118,6 +119,9 @@ class Scheduler:
             if num_new <= 0:
                 index += 1
                 continue
+            # Drafts that do not fit the budget or the context are dropped, never split off.
+            num_spec = request.num_computed_tokens + num_new - request.num_tokens
+            del request.spec_token_ids[max(0, num_spec):]
             while self.kv.allocate_slots(request, num_new) is None:
                 victim = self.running[-1]   # latest arrival; never one already scheduled
                 self._preempt(victim)
@@ -159,43 +163,66 @@ class Scheduler:
         self._in_flight = output.scheduled
         return output
 
-    def update_from_output(self, sampled: dict[str, int]) -> None:
+    def update_from_output(self, sampled: dict[str, int | Sequence[int]]) -> None:
         """Advances every request scheduled in the last step by its chunk and appends the
-        token sampled after a last chunk. Requests finished meanwhile are skipped."""
+        tokens emitted after a last chunk: one sampled token, or with a draft the accepted draft
+        tokens plus the target's own next token. The KV of rejected draft positions rolls back:
+        num_computed_tokens ends before them and their blocks go back to the pool. Requests
+        finished meanwhile are skipped."""
         in_flight, self._in_flight = self._in_flight, ()
         for item in in_flight:
             request = self.requests.get(item.request_id)
             if request is None or request.status is not RequestStatus.RUNNING:
                 continue
-            request.num_computed_tokens += item.num_tokens
+            request.spec_token_ids.clear()
+            if not item.is_last_chunk:
+                request.num_computed_tokens += item.num_tokens
+                self.kv.cache_blocks(request, request.num_computed_tokens)
+                continue
+            if item.request_id not in sampled:
+                raise ValueError(f"no sampled token for {item.request_id!r}, whose last "
+                                 "chunk ran")
+            token_ids = sampled[item.request_id]
+            token_ids = [token_ids] if isinstance(token_ids, int) else list(token_ids)
+            num_accepted = len(token_ids) - 1
+            if not 0 <= num_accepted <= item.num_draft_tokens:
+                raise ValueError(f"{len(token_ids)} tokens for {item.request_id!r}, which had "
+                                 f"{item.num_draft_tokens} draft tokens")
+            num_rejected = item.num_draft_tokens - num_accepted
+            request.num_computed_tokens += item.num_tokens - num_rejected
+            if num_rejected:
+                self.kv.trim(request, request.num_computed_tokens)
             self.kv.cache_blocks(request, request.num_computed_tokens)
-            if item.is_last_chunk:
-                if item.request_id not in sampled:
-                    raise ValueError(f"no sampled token for {item.request_id!r}, whose last "
-                                     "chunk ran")
-                request.append_output_token(sampled[item.request_id])
+            for token_id in token_ids:
+                request.append_output_token(token_id)
 
     # -- internals ------------------------------------------------------------------------
     def _num_new_tokens(self, request: Request, num_computed: int, budget: int) -> int:
         # Position max_model_len - 1 is never computed: its logits would pick a token past
         # the context.
-        return min(request.num_tokens - num_computed, budget,
+        return min(request.num_tokens_with_spec - num_computed, budget,
                    self.max_model_len - 1 - num_computed)
 
     def _scheduled(self, request: Request, num_new: int) -> ScheduledRequest:
         start = request.num_computed_tokens
+        token_ids = request.all_token_ids[start:start + num_new]
+        num_draft = max(0, start + num_new - request.num_tokens)
+        if num_draft:
+            token_ids = token_ids + request.spec_token_ids[:num_draft]
         return ScheduledRequest(
             request_id=request.request_id,
-            token_ids_to_compute=tuple(request.all_token_ids[start:start + num_new]),
+            token_ids_to_compute=tuple(token_ids),
             start_position=start,
             block_table=tuple(self.kv.block_table(request.request_id)),
             group_block_tables=self.kv.group_block_tables(request.request_id),
-            is_last_chunk=start + num_new == request.num_tokens)
+            is_last_chunk=start + num_new >= request.num_tokens,
+            num_draft_tokens=num_draft)
 
     def _preempt(self, request: Request) -> None:
         self.running.remove(request)
         self.kv.free(request)
         request.num_computed_tokens = 0
+        request.spec_token_ids.clear()
         request.num_preemptions += 1
         request.status = RequestStatus.PREEMPTED
         self.waiting.appendleft(request)

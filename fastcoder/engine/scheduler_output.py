@@ -18,6 +18,9 @@ class ScheduledRequest:
     # Tables of further KV groups (gemma3: the sliding-window layers, whose released pages are
     # the null block), indexed like the runner's KV groups 1, 2, ...; () for one-group models.
     group_block_tables: tuple[tuple[int, ...], ...] = ()
+    # The last num_draft_tokens of token_ids_to_compute are a speculative draft (their logits
+    # verify it); they are not part of the request yet.
+    num_draft_tokens: int = 0
 
     @property
     def num_tokens(self) -> int:

@@ -34,3 +34,30 @@ def build_proposer(config: SpeculativeConfig | None, target: GGUFModelFile, max_
         return NgramProposer(config)
     draft = load_draft_gguf(config, target)
     return DraftModelProposer(ModelRunner(draft, max_model_len, linear), config)
+
+
+class RequestProposers:
+    """One proposer per request of a batching engine, made on first use and dropped when the
+    request ends. Prompt lookup keeps only a draft length per request; a draft model shares
+    its weights and gives each request its own contiguous KV cache."""
+
+    def __init__(self, config: SpeculativeConfig, target: GGUFModelFile, max_model_len: int,
+                 linear: LinearFactory):
+        self.config = config
+        self._draft = None
+        if config.method == "draft":
+            self._draft = ModelRunner(load_draft_gguf(config, target), max_model_len, linear)
+        self._by_id: dict[str, Proposer] = {}
+
+    def get(self, request_id: str) -> Proposer:
+        proposer = self._by_id.get(request_id)
+        if proposer is None:
+            if self._draft is None:
+                proposer = NgramProposer(self.config)
+            else:
+                proposer = DraftModelProposer(self._draft.with_own_cache(), self.config)
+            self._by_id[request_id] = proposer
+        return proposer
+
+    def drop(self, request_id: str) -> None:
+        self._by_id.pop(request_id, None)

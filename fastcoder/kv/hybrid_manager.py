@@ -91,5 +91,9 @@ class HybridKVCacheManager:
         self.full.free(request)
         self.local.free(request)
 
+    def trim(self, request: Request, num_tokens: int) -> None:
+        self.full.trim(request, num_tokens)
+        self.local.trim(request, num_tokens)
+
     def reset_prefix_cache(self) -> bool:
         return self.full.reset_prefix_cache() & self.local.reset_prefix_cache()

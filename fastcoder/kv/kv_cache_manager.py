@@ -197,6 +197,17 @@ class KVCacheManager:
         if blocks:
             self.pool.free(reversed(blocks))
 
+    def trim(self, request: Request, num_tokens: int) -> None:
+        """Gives back the request's tail blocks past its first `num_tokens` tokens (speculative
+        drafts that were rejected). Those blocks were never hashed: `cache_blocks` only
+        registers blocks full of computed, accepted tokens."""
+        blocks = self.req_to_blocks.get(request.request_id)
+        num_keep = -(-num_tokens // self.block_size)
+        if blocks and len(blocks) > num_keep:
+            tail = blocks[num_keep:]
+            del blocks[num_keep:]
+            self.pool.free(reversed(tail))
+
     def reset_prefix_cache(self) -> bool:
         return self.pool.reset_prefix_cache()
 

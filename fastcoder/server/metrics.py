@@ -81,6 +81,14 @@ class Metrics:
             "fastcoder_prefix_cache_hits_tokens": hits,
             "fastcoder_prefix_cache_hit_rate": hits / queries if queries else 0.0,
         }
+        if "spec_draft_tokens" in engine_stats:
+            # Speculative decoding: counters since start, and the two ratios dashboards want.
+            for key in ("spec_draft_tokens", "spec_accepted_tokens", "spec_steps"):
+                lines += [f"# TYPE fastcoder_{key}_total counter",
+                          f"fastcoder_{key}_total {engine_stats.get(key, 0)}"]
+            gauges["fastcoder_spec_acceptance_rate"] = engine_stats.get("spec_acceptance_rate", 0)
+            gauges["fastcoder_spec_mean_accepted_length"] = \
+                engine_stats.get("spec_mean_accepted_length", 0)
         for name, value in gauges.items():
             lines += [f"# TYPE {name} gauge", f"{name} {value}"]
         return "\n".join(lines) + "\n"
