@@ -4,7 +4,8 @@ Pure Python (no torch): the runner owns the KV tensors and indexes them with the
 handed out here."""
 from fastcoder.kv.block_pool import BlockPool, KVBlock
 from fastcoder.kv.hashing import block_hashes, hash_block
+from fastcoder.kv.hybrid_manager import HybridKVCacheManager
 from fastcoder.kv.kv_cache_manager import KVCacheManager, PrefixCacheStats
 
-__all__ = ["BlockPool", "KVBlock", "KVCacheManager", "PrefixCacheStats", "block_hashes",
-           "hash_block"]
+__all__ = ["BlockPool", "HybridKVCacheManager", "KVBlock", "KVCacheManager", "PrefixCacheStats",
+           "block_hashes", "hash_block"]

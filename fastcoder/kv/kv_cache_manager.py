@@ -1,5 +1,6 @@
 """KVCacheManager: per-request block tables over a BlockPool, with prefix caching of full
-blocks and optional sliding-window release (vLLM v1 `kv_cache_manager.py`, one KV group).
+blocks and optional sliding-window release (vLLM v1 `kv_cache_manager.py` and
+`SingleTypeKVCacheManager`, one KV group).
 
 Blocks are registered in the prefix cache only once their tokens have been computed
 (`cache_blocks`, called after the forward), so a hit never points at KV that is still being
@@ -27,9 +28,9 @@ class PrefixCacheStats:
 
 
 class KVCacheManager:
-    """`sliding_window` (tokens, 0 = off) may only be set when every attention layer uses
-    that window: pages that fall out of it are given back to the pool. Models that mix local and
-    global layers (gemma3) need the full history and must pass 0."""
+    """One KV group. `sliding_window` (tokens, 0 = off) may only be set when every layer of the
+    group uses that window: pages that fall out of it are given back to the pool. Models that mix
+    local and global layers (gemma3) use HybridKVCacheManager: one of these per kind of layer."""
 
     def __init__(self, num_blocks: int, block_size: int, enable_prefix_caching: bool = True,
                  sliding_window: int = 0):
