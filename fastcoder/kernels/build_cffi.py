@@ -18,7 +18,7 @@ _spec = importlib.util.spec_from_file_location("_fc_sources", Path(__file__).wit
 _sources = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_sources)
 CSRC: Path = _sources.CSRC
-SOURCES = ["qmatmul.c", "act_quant.c", "gemv_avx2.c", "gemm_avx2.c", "float_avx2.c", "scalar.c"]
+SOURCES = ["qmatmul.c", "act_quant.c", "gemv_avx2.c", "gemm_avx2.c", "float_avx2.c", "scalar.c", "attention.c"]
 
 CDEF = """
 void fc_matmul(int ggml_type, const uint8_t *w, int64_t rows, int64_t cols, const float *x,
@@ -28,6 +28,11 @@ void fc_matmul_scalar(int ggml_type, const uint8_t *w, int64_t rows, int64_t col
 void fc_matmul_experts(int ggml_type, const uint8_t *w, int64_t expert_rows, int64_t cols,
                        const float *x, int64_t x_rows, const int32_t *expert_ids,
                        int64_t num_selected, float *y, int num_threads);
+void fc_attention(const float *q, int64_t num_tokens, int64_t num_heads, int64_t head_dim,
+                  const float *k, const float *v, int64_t num_kv_heads, int64_t num_keys,
+                  int64_t kv_head_stride, int64_t kv_key_stride, const int64_t *key_positions,
+                  const int64_t *query_positions, int64_t window, float scale, float *out,
+                  int num_threads);
 int fc_simd_level(void);
 int fc_supports(int ggml_type);
 int64_t fc_stream_read(const uint8_t *p, int64_t nbytes, int num_threads);

@@ -42,7 +42,6 @@ class RingKV:
         self.v = torch.zeros(shape, dtype=torch.float32)
         self.size = size
         self.slot_positions = torch.full((size,), -1, dtype=torch.long)
-        self._mask: torch.Tensor | None = None      # [num_tokens, size] of the current forward
 
     def holds(self, start: int, end: int) -> bool:
         """Are positions start..end-1 all still in the ring?"""
@@ -53,7 +52,7 @@ class RingKV:
 
     def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                positions: torch.Tensor, scale: float, window: int) -> torch.Tensor:
-        from fastcoder.layers.attention import grouped_attention, masked_attention
+        from fastcoder.layers.attention import attend_keys, grouped_attention
         num_tokens = q.shape[0]
         start = int(positions[0])
         if num_tokens + window - 1 > self.size:
@@ -66,15 +65,10 @@ class RingKV:
             out = grouped_attention(q, keys, values, positions, first, scale, window)
             kept = slice(max(0, num_tokens - self.size), num_tokens)
             self._write(layer, positions[kept], k[kept], v[kept])
-            self._mask = None
             return out
         self._write(layer, positions, k, v)
-        if layer == 0 or self._mask is None or self._mask.shape[0] != num_tokens:
-            # Layer 0 is written first in every forward: the mask is shared by the rest.
-            key_pos = self.slot_positions[None, :]                     # [1, size]
-            query_pos = positions[:, None]                              # [num_tokens, 1]
-            self._mask = (key_pos <= query_pos) & (key_pos > query_pos - window) & (key_pos >= 0)
-        return masked_attention(q, self.k[layer], self.v[layer], self._mask, scale)
+        return attend_keys(q, self.k[layer], self.v[layer], self.slot_positions, positions,
+                           scale, window)
 
     def _write(self, layer: int, positions: torch.Tensor, k: torch.Tensor,
                v: torch.Tensor) -> None:

@@ -1,0 +1,40 @@
+"""Batch-invariant causal attention (C `fc_attention`) over torch tensors.
+
+`c_attention()` is the kernel when the C backend is the one in use, else None: callers then
+use torch's bmm, which is correct but not batch-invariant (a token's output can move by 1e-7
+with the number of tokens computed beside it)."""
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import torch
+
+from fastcoder.kernels.qmatmul import get_backend
+
+AttentionKernel = Callable[..., torch.Tensor]
+
+
+@functools.cache
+def c_attention() -> AttentionKernel | None:
+    if get_backend().name != "c":
+        return None
+    from fastcoder.kernels._qmatmul import ffi, lib
+    return functools.partial(_run, ffi.cast, lib.fc_attention)
+
+
+def _run(cast, fn, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+         key_positions: torch.Tensor, query_positions: torch.Tensor, window: int,
+         scale: float) -> torch.Tensor:
+    """q: [num_tokens, num_heads, head_dim] contiguous; keys, values: [num_kv_heads, num_keys,
+    head_dim] with the same strides and contiguous rows; key_positions: [num_keys] int64 (-1 =
+    empty); query_positions: [num_tokens] int64. Returns [num_tokens, num_heads * head_dim]."""
+    num_tokens, num_heads, head_dim = q.shape
+    num_kv_heads, num_keys, _ = keys.shape
+    out = torch.empty(num_tokens, num_heads * head_dim)
+    fn(cast("float *", q.data_ptr()), num_tokens, num_heads, head_dim,
+       cast("float *", keys.data_ptr()), cast("float *", values.data_ptr()), num_kv_heads,
+       num_keys, keys.stride(0), keys.stride(1), cast("int64_t *", key_positions.data_ptr()),
+       cast("int64_t *", query_positions.data_ptr()), window, scale,
+       cast("float *", out.data_ptr()), torch.get_num_threads())
+    return out
