@@ -1,4 +1,4 @@
-"""The pre-norm decoder shared by llama-like families (llama/Mixtral, qwen3, qwen3moe, qwen2moe,
+"""The pre-norm decoder shared by llama-like families (qwen2, llama/Mixtral, qwen3, qwen3moe, qwen2moe,
 olmoe): GQA attention with optional q/k biases and QK-norm, NEOX or interleaved RoPE, and per
 layer either a SwiGLU FFN or a Mixture-of-Experts FFN (chosen by the tensors the layer has).
 Each family is a `DecoderSpec` in its own module."""
