@@ -23,6 +23,31 @@ def c_attention() -> AttentionKernel | None:
     return functools.partial(_run, ffi.cast, lib.fc_attention)
 
 
+@functools.cache
+def c_paged_attention() -> AttentionKernel | None:
+    if get_backend().name != "c":
+        return None
+    from fastcoder.kernels._qmatmul import ffi, lib
+    return functools.partial(_run_paged, ffi.cast, lib.fc_attention_paged)
+
+
+def _run_paged(cast, fn, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
+               token_seq: torch.Tensor, seq_slot_start: torch.Tensor, slots: torch.Tensor,
+               query_positions: torch.Tensor, window: int, scale: float) -> torch.Tensor:
+    """q: [num_tokens, num_heads, head_dim] contiguous; k_cache, v_cache: [num_slots,
+    num_kv_heads, head_dim] contiguous; token_seq: [num_tokens] sequence of each token;
+    slots[seq_slot_start[s] + j]: the slot of sequence s's key at position j (all int64).
+    Returns [num_tokens, num_heads * head_dim]."""
+    num_tokens, num_heads, head_dim = q.shape
+    out = torch.empty(num_tokens, num_heads * head_dim)
+    fn(cast("float *", q.data_ptr()), num_tokens, num_heads, head_dim,
+       cast("float *", k_cache.data_ptr()), cast("float *", v_cache.data_ptr()), k_cache.shape[1],
+       cast("int64_t *", token_seq.data_ptr()), cast("int64_t *", seq_slot_start.data_ptr()),
+       cast("int64_t *", slots.data_ptr()), cast("int64_t *", query_positions.data_ptr()),
+       window, scale, cast("float *", out.data_ptr()), torch.get_num_threads())
+    return out
+
+
 def _run(cast, fn, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
          key_positions: torch.Tensor, query_positions: torch.Tensor, window: int,
          scale: float) -> torch.Tensor:

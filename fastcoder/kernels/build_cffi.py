@@ -33,6 +33,11 @@ void fc_attention(const float *q, int64_t num_tokens, int64_t num_heads, int64_t
                   int64_t kv_head_stride, int64_t kv_key_stride, const int64_t *key_positions,
                   const int64_t *query_positions, int64_t window, float scale, float *out,
                   int num_threads);
+void fc_attention_paged(const float *q, int64_t num_tokens, int64_t num_heads, int64_t head_dim,
+                        const float *k_cache, const float *v_cache, int64_t num_kv_heads,
+                        const int64_t *token_seq, const int64_t *seq_slot_start,
+                        const int64_t *slots, const int64_t *query_positions, int64_t window,
+                        float scale, float *out, int num_threads);
 int fc_simd_level(void);
 int fc_supports(int ggml_type);
 int64_t fc_stream_read(const uint8_t *p, int64_t nbytes, int num_threads);

@@ -7,10 +7,12 @@ and block tables: one group for most models; gemma3 has its global layers in gro
 sliding-window layers in group 1, whose pages out of the window go back to the pool."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
 
+from fastcoder.kernels.attention import c_paged_attention
 from fastcoder.layers.attention import grouped_attention
 
 
@@ -29,6 +31,24 @@ class SequenceSlice:
 class BatchLayout:
     sequences: tuple[SequenceSlice, ...]
     slot_mappings: tuple[torch.Tensor, ...]   # per KV group: [num_tokens] slot of each new K/V
+
+    # What the one-call attention kernel reads; computed once per step, shared by the layers.
+    @functools.cached_property
+    def token_seq(self) -> torch.Tensor:
+        """[num_tokens] index of each token's sequence."""
+        return torch.repeat_interleave(torch.arange(len(self.sequences)),
+                                       torch.tensor([s.num_tokens for s in self.sequences]))
+
+    @functools.cached_property
+    def flat_key_slots(self) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+        """Per KV group: (seq_slot_start [num_seqs + 1], slots): every sequence's key slots end
+        to end, sequence s's from seq_slot_start[s]."""
+        flat = []
+        for group in range(len(self.slot_mappings)):
+            parts = [s.key_slots[group] for s in self.sequences]
+            starts = torch.tensor([0] + [len(p) for p in parts]).cumsum(0)
+            flat.append((starts, torch.cat(parts)))
+        return tuple(flat)
 
 
 class PagedKVCache:
@@ -77,6 +97,11 @@ class PagedKVCache:
         num_tokens, num_heads, head_dim = q.shape
         cache_k.index_copy_(0, layout.slot_mappings[group], k)
         cache_v.index_copy_(0, layout.slot_mappings[group], v)
+        kernel = c_paged_attention()
+        if kernel is not None:          # all sequences in one call, no gathered copies
+            starts, slots = layout.flat_key_slots[group]
+            return kernel(q.contiguous(), cache_k, cache_v, layout.token_seq, starts, slots,
+                          positions, sliding_window, scale)
         out = torch.empty(num_tokens, num_heads * head_dim)
         for seq in layout.sequences:
             rows = slice(seq.token_start, seq.token_start + seq.num_tokens)

@@ -1,5 +1,5 @@
 /* Causal (optionally sliding-window) grouped-query attention over cached keys, batch-invariant:
-   every (token, head) row is computed alone, in key order, with the same instructions whatever
+   every (token, head) row is computed alone, over its keys in position order, with the same instructions whatever
    the number of tokens in the call. torch's bmm picks different kernels (and summation orders)
    for 1 query row and for 33 or 512, and the int8 activation quantization of the next matmul
    turns those 1e-7 differences into 0.3-0.6 logit differences: decode, speculative verification
@@ -42,19 +42,14 @@ static inline float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* One (token, head) row; D is a compile-time constant where the caller can make it one. */
+/* One (token, head) row over the keys it may see, given as element offsets into k and v in key
+   position order. D is a compile-time constant where the caller can make it one. */
 static inline void attend_row(const int D, const float *q, const float *k, const float *v,
-                              int64_t num_keys, int64_t key_stride, const int64_t *key_pos,
-                              int64_t query_pos, int64_t window, float scale, float *scores,
-                              float *out) {
+                              const int64_t *offsets, int64_t num_keys, float scale,
+                              float *scores, float *out) {
     float m = -INFINITY;
     for (int64_t j = 0; j < num_keys; j++) {
-        const int64_t p = key_pos[j];
-        if (p < 0 || p > query_pos || (window && p <= query_pos - window)) {
-            scores[j] = -INFINITY;
-            continue;
-        }
-        const float *kj = k + j * key_stride;
+        const float *kj = k + offsets[j];
         __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(q), _mm256_loadu_ps(kj));
         for (int d = 8; d < D; d += 8)
             acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(kj + d), acc);
@@ -75,7 +70,7 @@ static inline void attend_row(const int D, const float *q, const float *k, const
         if (pj == 0.0f) continue;
         sum += pj;
         const __m256 vp = _mm256_set1_ps(pj);
-        const float *vj = v + j * key_stride;
+        const float *vj = v + offsets[j];
         for (int d = 0; d < D / 8; d++) acc[d] = _mm256_fmadd_ps(vp, _mm256_loadu_ps(vj + 8 * d), acc[d]);
     }
     const __m256 inv = _mm256_set1_ps(sum > 0.0f ? 1.0f / sum : 0.0f);
@@ -85,30 +80,71 @@ static inline void attend_row(const int D, const float *q, const float *k, const
 
 /* Portable row: the same order of operations in scalar code (libm expf). */
 static void attend_row_scalar(int64_t D, const float *q, const float *k, const float *v,
-                              int64_t num_keys, int64_t key_stride, const int64_t *key_pos,
-                              int64_t query_pos, int64_t window, float scale, float *scores,
-                              float *out) {
+                              const int64_t *offsets, int64_t num_keys, float scale,
+                              float *scores, float *out) {
     float m = -INFINITY;
     for (int64_t j = 0; j < num_keys; j++) {
-        const int64_t p = key_pos[j];
-        if (p < 0 || p > query_pos || (window && p <= query_pos - window)) {
-            scores[j] = -INFINITY;
-            continue;
-        }
         float s = 0.0f;
-        for (int64_t d = 0; d < D; d++) s += q[d] * k[j * key_stride + d];
+        for (int64_t d = 0; d < D; d++) s += q[d] * k[offsets[j] + d];
         scores[j] = s * scale;
         if (scores[j] > m) m = scores[j];
     }
     float sum = 0.0f;
     for (int64_t d = 0; d < D; d++) out[d] = 0.0f;
     for (int64_t j = 0; j < num_keys; j++) {
-        if (scores[j] == -INFINITY) continue;
         const float pj = expf(scores[j] - m);
         sum += pj;
-        for (int64_t d = 0; d < D; d++) out[d] += pj * v[j * key_stride + d];
+        for (int64_t d = 0; d < D; d++) out[d] += pj * v[offsets[j] + d];
     }
     for (int64_t d = 0; d < D; d++) out[d] = sum > 0.0f ? out[d] / sum : 0.0f;
+}
+
+static void attend(int64_t D, const float *q, const float *k, const float *v,
+                   const int64_t *offsets, int64_t num_keys, float scale, float *scores,
+                   float *out) {
+#ifdef FC_AVX2
+    switch (D) {   /* constant D: the accumulators stay in registers */
+    case 16: attend_row(16, q, k, v, offsets, num_keys, scale, scores, out); return;
+    case 32: attend_row(32, q, k, v, offsets, num_keys, scale, scores, out); return;
+    case 64: attend_row(64, q, k, v, offsets, num_keys, scale, scores, out); return;
+    case 128: attend_row(128, q, k, v, offsets, num_keys, scale, scores, out); return;
+    case 256: attend_row(256, q, k, v, offsets, num_keys, scale, scores, out); return;
+    default: break;
+    }
+#endif
+    attend_row_scalar(D, q, k, v, offsets, num_keys, scale, scores, out);
+}
+
+static inline int visible(int64_t key_pos, int64_t query_pos, int64_t window) {
+    return key_pos >= 0 && key_pos <= query_pos && (!window || key_pos > query_pos - window);
+}
+
+typedef struct { int64_t position, offset; } fc_key;
+
+static int by_position(const void *a, const void *b) {
+    const int64_t x = ((const fc_key *)a)->position, y = ((const fc_key *)b)->position;
+    return (x > y) - (x < y);
+}
+
+/* The keys token t sees, ordered by position (the order the paged kernel uses too, so every
+   cache layout sums in the same order): a ring lists them as one rotation of ascending order. */
+static int64_t visible_keys(const int64_t *key_positions, int64_t num_keys, int64_t key_stride,
+                            int64_t query_pos, int64_t window, fc_key *keys, int64_t *offsets) {
+    int64_t num_visible = 0, descents = 0, cut = 0;
+    for (int64_t j = 0; j < num_keys; j++) {
+        if (!visible(key_positions[j], query_pos, window)) continue;
+        keys[num_visible].position = key_positions[j];
+        keys[num_visible].offset = j * key_stride;
+        if (num_visible && key_positions[j] < keys[num_visible - 1].position) { descents++; cut = num_visible; }
+        num_visible++;
+    }
+    if (descents == 1 && keys[num_visible - 1].position < keys[0].position) {
+        for (int64_t i = 0; i < num_visible; i++) offsets[i] = keys[(cut + i) % num_visible].offset;
+        return num_visible;
+    }
+    if (descents) qsort(keys, (size_t)num_visible, sizeof(fc_key), by_position);
+    for (int64_t i = 0; i < num_visible; i++) offsets[i] = keys[i].offset;
+    return num_visible;
 }
 
 void fc_attention(const float *q, int64_t num_tokens, int64_t num_heads, int64_t head_dim,
@@ -123,26 +159,63 @@ void fc_attention(const float *q, int64_t num_tokens, int64_t num_heads, int64_t
     #pragma omp parallel num_threads(num_threads) if (num_threads > 1)
     {
         float *scores = malloc(sizeof(float) * (size_t)((num_keys + 7) & ~(int64_t)7));
+        int64_t *offsets = malloc(sizeof(int64_t) * (size_t)num_keys);
+        fc_key *keys = malloc(sizeof(fc_key) * (size_t)num_keys);
         const int id = omp_get_thread_num(), n = omp_get_num_threads();
+        int64_t offsets_token = -1, num_visible = 0;
         for (int64_t r = num_rows * id / n; r < num_rows * (id + 1) / n; r++) {
             const int64_t t = r / num_heads, h = r % num_heads;
-            const float *qr = q + r * head_dim;
-            const float *kh = k + (h / group) * kv_head_stride, *vh = v + (h / group) * kv_head_stride;
-            float *o = out + r * head_dim;
-            const int64_t qp = query_positions[t];
-#ifdef FC_AVX2
-            switch (head_dim) {   /* constant D: the accumulators stay in registers */
-            case 64: attend_row(64, qr, kh, vh, num_keys, kv_key_stride, key_positions, qp, window, scale, scores, o); continue;
-            case 128: attend_row(128, qr, kh, vh, num_keys, kv_key_stride, key_positions, qp, window, scale, scores, o); continue;
-            case 256: attend_row(256, qr, kh, vh, num_keys, kv_key_stride, key_positions, qp, window, scale, scores, o); continue;
-            case 16: attend_row(16, qr, kh, vh, num_keys, kv_key_stride, key_positions, qp, window, scale, scores, o); continue;
-            case 32: attend_row(32, qr, kh, vh, num_keys, kv_key_stride, key_positions, qp, window, scale, scores, o); continue;
-            default: break;
+            if (t != offsets_token) {
+                num_visible = visible_keys(key_positions, num_keys, kv_key_stride,
+                                           query_positions[t], window, keys, offsets);
+                offsets_token = t;
             }
-#endif
-            attend_row_scalar(head_dim, qr, kh, vh, num_keys, kv_key_stride, key_positions, qp,
-                              window, scale, scores, o);
+            const int64_t kv = (h / group) * kv_head_stride;
+            attend(head_dim, q + r * head_dim, k + kv, v + kv, offsets, num_visible, scale,
+                   scores, out + r * head_dim);
         }
+        free(keys);
+        free(offsets);
+        free(scores);
+    }
+}
+
+void fc_attention_paged(const float *q, int64_t num_tokens, int64_t num_heads, int64_t head_dim,
+                        const float *k_cache, const float *v_cache, int64_t num_kv_heads,
+                        const int64_t *token_seq, const int64_t *seq_slot_start,
+                        const int64_t *slots, const int64_t *query_positions, int64_t window,
+                        float scale, float *out, int num_threads) {
+    if (num_tokens < 1) return;
+    const int64_t group = num_heads / num_kv_heads, num_rows = num_tokens * num_heads;
+    const int64_t slot_stride = num_kv_heads * head_dim;
+    int64_t max_keys = 1;
+    for (int64_t t = 0; t < num_tokens; t++) {
+        const int64_t s = token_seq[t], n = seq_slot_start[s + 1] - seq_slot_start[s];
+        if (n > max_keys) max_keys = n;
+    }
+    if (num_threads < 1) num_threads = 1;
+    if (num_threads > num_rows) num_threads = (int)num_rows;
+    #pragma omp parallel num_threads(num_threads) if (num_threads > 1)
+    {
+        float *scores = malloc(sizeof(float) * (size_t)((max_keys + 7) & ~(int64_t)7));
+        int64_t *offsets = malloc(sizeof(int64_t) * (size_t)max_keys);
+        const int id = omp_get_thread_num(), n = omp_get_num_threads();
+        int64_t offsets_token = -1, num_visible = 0;
+        for (int64_t r = num_rows * id / n; r < num_rows * (id + 1) / n; r++) {
+            const int64_t t = r / num_heads, h = r % num_heads;
+            if (t != offsets_token) {             /* key j of a sequence is at position j */
+                const int64_t *seq_slots = slots + seq_slot_start[token_seq[t]];
+                const int64_t qp = query_positions[t];
+                const int64_t first = window && qp - window + 1 > 0 ? qp - window + 1 : 0;
+                num_visible = 0;
+                for (int64_t j = first; j <= qp; j++) offsets[num_visible++] = seq_slots[j] * slot_stride;
+                offsets_token = t;
+            }
+            const int64_t kv = (h / group) * head_dim;
+            attend(head_dim, q + r * head_dim, k_cache + kv, v_cache + kv, offsets, num_visible,
+                   scale, scores, out + r * head_dim);
+        }
+        free(offsets);
         free(scores);
     }
 }
