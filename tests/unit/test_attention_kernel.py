@@ -58,6 +58,33 @@ def test_rows_do_not_depend_on_the_batch():
         assert torch.equal(alone[0], together[t])
 
 
+@pytest.mark.parametrize("num_threads", [1, 2, 3])
+@pytest.mark.parametrize("num_heads, num_kv_heads, head_dim", [(4, 1, 256), (14, 2, 64), (3, 3, 24)])
+def test_long_rows_split_over_threads_equal_the_batched_rows(num_threads, num_heads, num_kv_heads,
+                                                              head_dim):
+    """A decode token over 3000 keys (more than one key chunk) spreads its key chunks over the
+    threads; in a batch of tokens each row runs on one thread. Both give the same bits, and
+    match torch."""
+    gen = torch.Generator().manual_seed(num_heads)
+    num_keys = 3000
+    q = torch.randn(5, num_heads, head_dim, generator=gen)
+    keys = torch.randn(num_kv_heads, num_keys, head_dim, generator=gen)
+    values = torch.randn(num_kv_heads, num_keys, head_dim, generator=gen)
+    key_positions = torch.arange(num_keys)
+    query_positions = torch.arange(num_keys - 5, num_keys)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    try:
+        batched = kernel()(q, keys, values, key_positions, query_positions, 0, 0.0625)
+        alone = kernel()(q[4:].contiguous(), keys, values, key_positions, query_positions[4:], 0,
+                         0.0625)
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(alone[0], batched[4])
+    want = reference(q, keys, values, key_positions, query_positions, 0, 0.0625)
+    torch.testing.assert_close(batched, want, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("window", [0, 40])
 def test_paged_batch_equals_each_sequence_alone_bit_for_bit(window):
     """Two sequences in one paged call (keys scattered over shuffled slots) give exactly what the
