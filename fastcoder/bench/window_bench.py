@@ -16,7 +16,7 @@ def bench_window(model: str, contexts: list[int], gen_tokens: int, threads: int 
     between, which the ring's slack allows). Interleaving the contexts and keeping each one's
     fastest round keeps load from other processes out of the ratio."""
     from fastcoder.engine.llm import LLM
-    from fastcoder.layers.kv_cache import RING_SLACK, KVCache
+    from fastcoder.layers.kv_cache import KV_DTYPE, RING_SLACK, KVCache
     from fastcoder.model.layer_windows import layer_windows
     if gen_tokens > RING_SLACK:
         raise ValueError(f"gen_tokens must be <= {RING_SLACK} (rounds roll back that far)")
@@ -45,8 +45,8 @@ def bench_window(model: str, contexts: list[int], gen_tokens: int, threads: int 
     for row, (cache, _, round_s) in zip(rows, states):
         row["decode_tok_s"] = round(gen_tokens / min(round_s), 2)
         row["decode_tok_s_median"] = round(gen_tokens / sorted(round_s)[rounds // 2], 2)
-    # Without the bound every layer keeps max_len tokens of fp32 K and V.
-    unbounded_bytes = 2 * c.num_layers * max_len * c.num_kv_heads * c.head_dim * 4
+    # Without the bound every layer keeps max_len tokens of K and V.
+    unbounded_bytes = 2 * c.num_layers * max_len * c.num_kv_heads * c.head_dim * KV_DTYPE.itemsize
     report = {"model": llm.model_path.name, "threads": llm.load_stats.num_threads,
               "gen_tokens": gen_tokens, "rounds": rounds, "max_model_len": max_len,
               "sliding_window": runner.cache.window, "contexts": rows,

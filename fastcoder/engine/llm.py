@@ -15,7 +15,7 @@ from fastcoder.engine.generation import stream_tokens
 from fastcoder.engine.runner import ModelRunner
 from fastcoder.engine.speculative import as_config, build_proposer
 from fastcoder.engine.threads import set_threads
-from fastcoder.engine.linear_backends import linear_factory
+from fastcoder.engine.linear_backends import KV_DTYPES, linear_factory
 from fastcoder.loader.gguf_file import open_gguf
 from fastcoder.outputs import CompletionOutput, RequestOutput, StreamDelta
 from fastcoder.sampling_params import SamplingParams
@@ -41,8 +41,9 @@ class LLM:
     def __init__(self, model: str = DEFAULT_MODEL, *, max_model_len: int | None = None,
                  threads: int | None = None, kernels: str = "quant",
                  speculative: str | SpeculativeConfig | None = None):
-        """kernels: "quant" computes on the GGUF blocks (fast); "reference" dequantizes every
-        weight to fp32 once and uses torch matmuls (the path checked against transformers).
+        """kernels: "quant" computes on the GGUF blocks with an fp16 KV cache (fast);
+        "reference" dequantizes every weight to fp32 once, keeps K/V in fp32 and uses torch
+        matmuls (the path checked against transformers).
         speculative: "ngram" (prompt lookup) or "draft:MODEL" (a small model with the same
         tokenizer) drafts tokens that one forward verifies; greedy output is unchanged."""
         started = time.perf_counter()
@@ -56,7 +57,7 @@ class LLM:
         linear = linear_factory(kernels, num_threads)
         # The draft model first: an incompatible one is refused before the target loads.
         self.proposer = build_proposer(self.speculative, gguf, max_model_len, linear)
-        self.runner = ModelRunner(gguf, max_model_len, linear)
+        self.runner = ModelRunner(gguf, max_model_len, linear, KV_DTYPES[kernels])
         self.spec_counters = SpecCounters()
         self.load_stats = LoadStats(time.perf_counter() - started, num_threads, max_model_len)
 

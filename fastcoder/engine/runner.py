@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from fastcoder.loader.gguf_file import GGUFModelFile
-from fastcoder.layers.kv_cache import KVCache
+from fastcoder.layers.kv_cache import KV_DTYPE, KVCache
 from fastcoder.layers.linear import LinearFactory
 from fastcoder.model.layer_windows import layer_windows
 from fastcoder.model.registry import model_class_for
@@ -15,15 +15,17 @@ PREFILL_CHUNK = 512
 
 
 class ModelRunner:
-    def __init__(self, gguf: GGUFModelFile, max_model_len: int, linear: LinearFactory):
+    def __init__(self, gguf: GGUFModelFile, max_model_len: int, linear: LinearFactory,
+                 kv_dtype: torch.dtype = KV_DTYPE):
         self.config = gguf.config
         self.max_model_len = max_model_len
+        self.kv_dtype = kv_dtype
         model_class = model_class_for(gguf.config.architecture)
         with torch.inference_mode():
             self.model = model_class(gguf, max_model_len, linear)
         c = self.config
         self.cache = KVCache(c.num_layers, max_model_len, c.num_kv_heads, c.head_dim,
-                             layer_windows(c))
+                             layer_windows(c), dtype=kv_dtype)
         # Token ids whose K/V are in the cache, so a new prompt that shares a prefix with the last
         # conversation (an interactive chat, an agent resending history) skips recomputing it.
         self.cached_ids: list[int] = []
@@ -33,9 +35,10 @@ class ModelRunner:
         sequences of a batching engine."""
         twin = object.__new__(ModelRunner)
         twin.config, twin.max_model_len, twin.model = self.config, self.max_model_len, self.model
+        twin.kv_dtype = self.kv_dtype
         c = self.config
         twin.cache = KVCache(c.num_layers, self.max_model_len, c.num_kv_heads, c.head_dim,
-                             layer_windows(c))
+                             layer_windows(c), dtype=self.kv_dtype)
         twin.cached_ids = []
         return twin
 

@@ -29,12 +29,12 @@ void fc_matmul_experts(int ggml_type, const uint8_t *w, int64_t expert_rows, int
                        const float *x, int64_t x_rows, const int32_t *expert_ids,
                        int64_t num_selected, float *y, int num_threads);
 void fc_attention(const float *q, int64_t num_tokens, int64_t num_heads, int64_t head_dim,
-                  const float *k, const float *v, int64_t num_kv_heads, int64_t num_keys,
+                  const uint16_t *k, const uint16_t *v, int64_t num_kv_heads, int64_t num_keys,
                   int64_t kv_head_stride, int64_t kv_key_stride, const int64_t *key_positions,
                   const int64_t *query_positions, int64_t window, float scale, float *out,
                   int num_threads);
 void fc_attention_paged(const float *q, int64_t num_tokens, int64_t num_heads, int64_t head_dim,
-                        const float *k_cache, const float *v_cache, int64_t num_kv_heads,
+                        const uint16_t *k_cache, const uint16_t *v_cache, int64_t num_kv_heads,
                         const int64_t *token_seq, const int64_t *seq_slot_start,
                         const int64_t *slots, const int64_t *query_positions, int64_t window,
                         float scale, float *out, int num_threads);

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from fastcoder.kernels.attention import c_attention
-from fastcoder.layers.kv_cache import ContiguousKV
+from fastcoder.layers.kv_cache import KV_DTYPE, ContiguousKV
 
 
 def cached_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor,
@@ -37,7 +37,8 @@ def attend_keys(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
     any order, key j at position key_positions[j] (-1: an empty slot); a query attends to the keys
     at or before its position (and within the window). Returns [num_tokens, heads * head_dim]."""
     kernel = c_attention()
-    if kernel is not None and keys.stride() == values.stride() and keys.stride(2) == 1:
+    if (kernel is not None and keys.dtype == values.dtype == KV_DTYPE
+            and keys.stride() == values.stride() and keys.stride(2) == 1):
         return kernel(q.contiguous(), keys, values, key_positions.contiguous(),
                       query_positions.contiguous(), sliding_window, scale)
     key_pos, query_pos = key_positions[None, :], query_positions[:, None]
@@ -55,6 +56,7 @@ def masked_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
     num_tokens, num_heads, head_dim = q.shape
     num_kv_heads = keys.shape[0]
     group = num_heads // num_kv_heads
+    keys, values = keys.to(q.dtype), values.to(q.dtype)          # a cache's f16 -> fp32
     # [kv_heads, group * num_tokens, head_dim]: rows ordered (head in group, token)
     qg = q.view(num_tokens, num_kv_heads, group, head_dim).permute(1, 2, 0, 3)
     qg = qg.reshape(num_kv_heads, group * num_tokens, head_dim)

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import torch
 
+# K/V storage type of every cache (as llama.cpp's default f16 cache): half the bytes of fp32, so
+# half the memory per token and half the reads of a long-context decode step; the attention
+# kernel widens them in registers (F16C). Queries and outputs stay fp32.
+KV_DTYPE = torch.float16
+
 # Ring slots beyond the window: a decode step may roll back this many tokens (speculative
 # decoding rejecting drafts) and still find the window before the rollback point in the ring.
 RING_SLACK = 32
@@ -14,10 +19,11 @@ class ContiguousKV:
     """k, v: [num_layers, num_kv_heads, max_tokens, head_dim]; never reallocated. Heads outermost
     so each head's keys are one contiguous matrix for the attention matmuls."""
 
-    def __init__(self, num_layers: int, max_tokens: int, num_kv_heads: int, head_dim: int):
+    def __init__(self, num_layers: int, max_tokens: int, num_kv_heads: int, head_dim: int,
+                 dtype: torch.dtype = KV_DTYPE):
         shape = (num_layers, num_kv_heads, max_tokens, head_dim)
-        self.k = torch.zeros(shape, dtype=torch.float32)
-        self.v = torch.zeros(shape, dtype=torch.float32)
+        self.k = torch.zeros(shape, dtype=dtype)
+        self.v = torch.zeros(shape, dtype=dtype)
         self.max_tokens = max_tokens
 
     def write(self, layer: int, positions: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
@@ -36,10 +42,11 @@ class RingKV:
     `slot_positions` [size] records which position each slot holds (-1: none), the same for
     every layer because a forward writes the same positions into all of them."""
 
-    def __init__(self, num_layers: int, size: int, num_kv_heads: int, head_dim: int):
+    def __init__(self, num_layers: int, size: int, num_kv_heads: int, head_dim: int,
+                 dtype: torch.dtype = KV_DTYPE):
         shape = (num_layers, num_kv_heads, size, head_dim)
-        self.k = torch.zeros(shape, dtype=torch.float32)
-        self.v = torch.zeros(shape, dtype=torch.float32)
+        self.k = torch.zeros(shape, dtype=dtype)
+        self.v = torch.zeros(shape, dtype=dtype)
         self.size = size
         self.slot_positions = torch.full((size,), -1, dtype=torch.long)
 
@@ -60,8 +67,11 @@ class RingKV:
             # the new keys, then keep only the chunk's last `size` tokens.
             first = max(0, start - window + 1)
             old = torch.arange(first, start) % self.size
-            keys = torch.cat([self.k[layer].index_select(1, old), k.transpose(0, 1)], dim=1)
-            values = torch.cat([self.v[layer].index_select(1, old), v.transpose(0, 1)], dim=1)
+            # new keys rounded to the cache type, as every other path reads them
+            keys = torch.cat([self.k[layer].index_select(1, old),
+                              k.transpose(0, 1).to(self.k.dtype)], dim=1)
+            values = torch.cat([self.v[layer].index_select(1, old),
+                                v.transpose(0, 1).to(self.k.dtype)], dim=1)
             out = grouped_attention(q, keys, values, positions, first, scale, window)
             kept = slice(max(0, num_tokens - self.size), num_tokens)
             self._write(layer, positions[kept], k[kept], v[kept])
@@ -74,8 +84,8 @@ class RingKV:
                v: torch.Tensor) -> None:
         """positions: [n] ascending, n <= size; k, v: [n, num_kv_heads, head_dim]."""
         slots = positions % self.size
-        self.k[layer].index_copy_(1, slots, k.transpose(0, 1))
-        self.v[layer].index_copy_(1, slots, v.transpose(0, 1))
+        self.k[layer].index_copy_(1, slots, k.transpose(0, 1).to(self.k.dtype))
+        self.v[layer].index_copy_(1, slots, v.transpose(0, 1).to(self.k.dtype))
         if layer == 0:
             self.slot_positions[slots] = positions
 
@@ -83,10 +93,12 @@ class RingKV:
 class KVCache:
     """The KV cache of one sequence of up to `max_tokens` tokens. `layer_windows[i]` is layer i's
     sliding window in tokens (0 = global). Local layers share one window size; they get a ring of
-    window + RING_SLACK slots unless that is no smaller than max_tokens."""
+    window + RING_SLACK slots unless that is no smaller than max_tokens. `dtype`: K/V storage
+    (float32 for the reference path checked against transformers)."""
 
     def __init__(self, num_layers: int, max_tokens: int, num_kv_heads: int, head_dim: int,
-                 layer_windows: tuple[int, ...] | None = None, ring_slack: int = RING_SLACK):
+                 layer_windows: tuple[int, ...] | None = None, ring_slack: int = RING_SLACK,
+                 dtype: torch.dtype = KV_DTYPE):
         windows = tuple(layer_windows or (0,) * num_layers)
         if len(windows) != num_layers:
             raise ValueError(f"{len(windows)} layer windows for {num_layers} layers")
@@ -105,8 +117,9 @@ class KVCache:
             is_ring = use_ring and w > 0
             self.layer_slot.append((is_ring, counts[is_ring]))
             counts[is_ring] += 1
-        self.full = ContiguousKV(counts[0], max_tokens, num_kv_heads, head_dim)
-        self.ring = RingKV(counts[1], ring_size, num_kv_heads, head_dim) if counts[1] else None
+        self.full = ContiguousKV(counts[0], max_tokens, num_kv_heads, head_dim, dtype)
+        self.ring = (RingKV(counts[1], ring_size, num_kv_heads, head_dim, dtype) if counts[1]
+                     else None)
 
     @property
     def nbytes(self) -> int:

@@ -14,6 +14,7 @@ import torch
 
 from fastcoder.kernels.attention import c_paged_attention
 from fastcoder.layers.attention import grouped_attention
+from fastcoder.layers.kv_cache import KV_DTYPE
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,8 @@ class PagedKVCache:
         self.layer_to_group: dict[int, tuple[int, int]] = {}    # layer -> (group, index)
         for g, (layers, num_blocks) in enumerate(zip(group_layers, group_num_blocks)):
             shape = (len(layers), num_blocks * block_size, num_kv_heads, head_dim)
-            self.k.append(torch.zeros(shape, dtype=torch.float32))
-            self.v.append(torch.zeros(shape, dtype=torch.float32))
+            self.k.append(torch.zeros(shape, dtype=KV_DTYPE))
+            self.v.append(torch.zeros(shape, dtype=KV_DTYPE))
             self.layer_to_group.update({layer: (g, i) for i, layer in enumerate(layers)})
         self.block_size = block_size
         self.group_num_blocks = tuple(group_num_blocks)
@@ -74,7 +75,7 @@ class PagedKVCache:
 
     @staticmethod
     def bytes_per_block(num_layers: int, block_size: int, num_kv_heads: int, head_dim: int) -> int:
-        return 2 * num_layers * block_size * num_kv_heads * head_dim * 4
+        return 2 * num_layers * block_size * num_kv_heads * head_dim * KV_DTYPE.itemsize
 
     @property
     def nbytes(self) -> int:
@@ -95,8 +96,8 @@ class PagedKVCache:
         group, index = self.layer_to_group[layer]
         cache_k, cache_v = self.k[group][index], self.v[group][index]   # [slots, kv_heads, dim]
         num_tokens, num_heads, head_dim = q.shape
-        cache_k.index_copy_(0, layout.slot_mappings[group], k)
-        cache_v.index_copy_(0, layout.slot_mappings[group], v)
+        cache_k.index_copy_(0, layout.slot_mappings[group], k.to(KV_DTYPE))
+        cache_v.index_copy_(0, layout.slot_mappings[group], v.to(KV_DTYPE))
         kernel = c_paged_attention()
         if kernel is not None:          # all sequences in one call, no gathered copies
             starts, slots = layout.flat_key_slots[group]

@@ -25,6 +25,7 @@ def kernel():
     return found
 
 
+# K/V are float16, the caches' storage type (KV_DTYPE).
 # head_dim 24 has no specialised AVX2 row: it runs the portable scalar row
 @pytest.mark.parametrize("head_dim", [16, 24, 64, 128, 256])
 @pytest.mark.parametrize("window", [0, 5])
@@ -33,8 +34,8 @@ def test_matches_torch_in_any_key_order(head_dim, window):
     num_tokens, num_heads, num_kv_heads, num_keys = 6, 4, 2, 37
     q = torch.randn(num_tokens, num_heads, head_dim, generator=gen)
     # keys stored [slots, kv_heads, dim] as in the paged cache, read through a transposed view
-    keys = torch.randn(num_keys, num_kv_heads, head_dim, generator=gen).transpose(0, 1)
-    values = torch.randn(num_keys, num_kv_heads, head_dim, generator=gen).transpose(0, 1)
+    keys = torch.randn(num_keys, num_kv_heads, head_dim, generator=gen).half().transpose(0, 1)
+    values = torch.randn(num_keys, num_kv_heads, head_dim, generator=gen).half().transpose(0, 1)
     key_positions = torch.randperm(num_keys, generator=gen)          # ring-like order
     key_positions[3] = -1                                             # an empty slot
     query_positions = torch.arange(num_keys - num_tokens, num_keys)
@@ -47,8 +48,8 @@ def test_rows_do_not_depend_on_the_batch():
     gen = torch.Generator().manual_seed(7)
     num_keys, head_dim = 700, 64
     q = torch.randn(33, 14, head_dim, generator=gen)
-    keys = torch.randn(2, num_keys, head_dim, generator=gen)
-    values = torch.randn(2, num_keys, head_dim, generator=gen)
+    keys = torch.randn(2, num_keys, head_dim, generator=gen).half()
+    values = torch.randn(2, num_keys, head_dim, generator=gen).half()
     key_positions = torch.arange(num_keys)
     query_positions = torch.arange(num_keys - 33, num_keys)
     together = kernel()(q, keys, values, key_positions, query_positions, 0, 0.125)
@@ -68,8 +69,8 @@ def test_long_rows_split_over_threads_equal_the_batched_rows(num_threads, num_he
     gen = torch.Generator().manual_seed(num_heads)
     num_keys = 3000
     q = torch.randn(5, num_heads, head_dim, generator=gen)
-    keys = torch.randn(num_kv_heads, num_keys, head_dim, generator=gen)
-    values = torch.randn(num_kv_heads, num_keys, head_dim, generator=gen)
+    keys = torch.randn(num_kv_heads, num_keys, head_dim, generator=gen).half()
+    values = torch.randn(num_kv_heads, num_keys, head_dim, generator=gen).half()
     key_positions = torch.arange(num_keys)
     query_positions = torch.arange(num_keys - 5, num_keys)
     previous = torch.get_num_threads()
@@ -91,8 +92,8 @@ def test_paged_batch_equals_each_sequence_alone_bit_for_bit(window):
     contiguous kernel gives for each sequence alone, and a ring-ordered copy gives the same."""
     gen = torch.Generator().manual_seed(window)
     num_heads, num_kv_heads, head_dim, num_slots = 4, 2, 64, 400
-    k_cache = torch.randn(num_slots, num_kv_heads, head_dim, generator=gen)
-    v_cache = torch.randn(num_slots, num_kv_heads, head_dim, generator=gen)
+    k_cache = torch.randn(num_slots, num_kv_heads, head_dim, generator=gen).half()
+    v_cache = torch.randn(num_slots, num_kv_heads, head_dim, generator=gen).half()
     lengths, new = (150, 90), (5, 1)                       # context after the step, new tokens
     slot_order = torch.randperm(num_slots, generator=gen)
     seq_slots = [slot_order[:150], slot_order[150:240]]

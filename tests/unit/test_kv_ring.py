@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fastcoder.layers.kv_cache import KVCache
+from fastcoder.layers.kv_cache import KV_DTYPE, KVCache
 
 WINDOW, SLACK, MAX_TOKENS = 8, 4, 64
 KV_HEADS, HEADS, DIM = 2, 4, 8
@@ -65,7 +65,7 @@ def test_can_resume_only_while_the_window_is_in_the_ring():
 
 def test_local_layers_memory_is_bounded_by_the_window():
     ring, full = caches()
-    bytes_per_token_layer = 2 * KV_HEADS * DIM * 4
+    bytes_per_token_layer = 2 * KV_HEADS * DIM * KV_DTYPE.itemsize
     assert ring.nbytes == bytes_per_token_layer * (MAX_TOKENS + 2 * (WINDOW + SLACK))
     assert full.nbytes == bytes_per_token_layer * 3 * MAX_TOKENS
 

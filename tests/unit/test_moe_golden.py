@@ -3,10 +3,13 @@ against transformers logits (fixtures from scripts/make_moe_golden.py): top-1 ag
 and mean KL(transformers || fastcoder) <= 1e-3 at every position, for the F32 file and for the
 quantized file against transformers on its own dequantized weights (reference linear path).
 
-The quantized kernels quantize activations to int8 per 32-value block (a documented lossy step,
-as in llama.cpp); on F32 files they run fp32 and meet the same bar, on quantized files they get
-the kernels' bound (KL <= 1e-2, as tests/model/test_qwen2_golden.py). These random 64-wide models
-have flat output distributions (many near-ties), so top-1 there is held to 94%."""
+The fast path has two documented lossy steps, both as in llama.cpp: its KV cache stores fp16, and
+its quantized kernels quantize activations to int8 per 32-value block. On F32 files only the fp16
+KV applies: KL stays ~1e-6 but a near-tie can flip (qwen2moe: 2 of 128 positions), so top-1 is
+held to 98% there; on quantized files the kernels' bound applies (KL <= 1e-2, as
+tests/model/test_qwen2_golden.py). These random 64-wide models have flat output distributions
+(many near-ties), so top-1 there is held to 94%. The reference path (fp32 weights and K/V) meets
+the strict bar on every file."""
 from __future__ import annotations
 
 import json
@@ -21,7 +24,8 @@ from tests.helpers.tiny_moe_gguf import write_tiny_model
 
 CASES = [(a, q) for a in ("qwen3", "qwen3moe", "qwen2moe", "llama", "olmoe")
          for q in ("f32", "q8_0")] + [("qwen3moe", "q4_0")]
-STRICT, INT8_ACTIVATIONS = (0.99, 1e-3), (0.94, 1e-2)   # (min top-1, max mean KL)
+# (min top-1, max mean KL)
+STRICT, FP16_KV, INT8_ACTIVATIONS = (0.99, 1e-3), (0.98, 1e-4), (0.94, 1e-2)
 
 
 def load_fixture(arch: str, quant: str) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -57,7 +61,8 @@ def test_matches_transformers(tmp_path, arch, quant, kernels):
         assert llm.config.num_experts == 8 and llm.config.num_experts_per_token == 2
     top1, kl = compare(llm, token_ids, ref_logits)
     print(f"{arch} {quant} {kernels}: top-1 {top1:.4f}, mean KL {kl:.2e}")
-    min_top1, max_kl = INT8_ACTIVATIONS if kernels == "quant" and quant != "f32" else STRICT
+    bounds = {"reference": STRICT, "quant": FP16_KV if quant == "f32" else INT8_ACTIVATIONS}
+    min_top1, max_kl = bounds[kernels]
     assert top1 >= min_top1 and kl <= max_kl, (top1, kl)
 
 

@@ -1,10 +1,12 @@
 /* Causal (optionally sliding-window) grouped-query attention over cached keys, batch-invariant:
-   every (token, head) row gets the same arithmetic, over its keys in position order, whatever the
-   number of tokens in the call or the heads computed beside it. Heads sharing a KV head are
-   computed together so that each key and value row is read once for all of them. torch's bmm picks different kernels (and summation orders)
-   for 1 query row and for 33 or 512, and the int8 activation quantization of the next matmul
-   turns those 1e-7 differences into 0.3-0.6 logit differences: decode, speculative verification
-   and prefill then disagree on near-ties. Here a token's output does not depend on its batch. */
+   every (token, head) row gets the same arithmetic, over its keys in position order, whatever
+   the number of tokens in the call or the heads computed beside it. Heads sharing a KV head are
+   computed together so that each key and value row is read once for all of them. K and V are
+   fp16 (the caches' storage type), widened to fp32 in registers; all arithmetic is fp32.
+   Why: torch's bmm picks different kernels (and summation orders) for 1 query row and for 33 or
+   512, and the int8 activation quantization of the next matmul turns those 1e-7 differences
+   into 0.3-0.6 logit differences: decode, speculative verification and prefill then disagree on
+   near-ties. Here a token's output does not depend on its batch. */
 #include <math.h>
 #include <stdlib.h>
 #include <omp.h>
@@ -14,7 +16,7 @@
 #define FC_INLINE static inline __attribute__((always_inline))
 #define MAX_UNIT_HEADS 4 /* query heads of one KV head computed together (each key row read once) */
 #define KEY_CHUNK 1024   /* keys per partial softmax: long rows split over threads by these */
-#define KEY_BLOCK 16     /* keys whose value rows stay in L1 while every head of a unit reads them */
+#define KEY_BLOCK 16     /* keys whose value rows stay in L1 while a unit's heads read them */
 
 #ifdef FC_AVX2
 #include <immintrin.h>
@@ -41,6 +43,11 @@ static inline __m256 exp_nonpositive(__m256 x) {
     return _mm256_and_ps(_mm256_mul_ps(y, pow2n), zero_below);
 }
 
+/* 8 fp16 K/V elements widened to fp32 (exact). */
+static inline __m256 load_kv(const uint16_t *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+
 static inline float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -48,29 +55,31 @@ static inline float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-
 /* Scores of NH heads (q rows NH x D, contiguous) against keys j.., KB keys at a time: each
    (key, head) dot product is its own FMA chain over d, in the same order whatever NH and KB,
    so a head's scores do not depend on which heads or keys share its loop. KB x NH independent
    chains hide the FMA latency that a single chain is bound by; each key row is loaded once for
    all NH heads. */
 FC_INLINE int64_t score_keys(const int D, const int NH, const int KB, const float *q,
-                             const float *k, const int64_t *offsets, int64_t j, int64_t num_keys,
+                             const uint16_t *k, const int64_t *offsets, int64_t j, int64_t num_keys,
                              float scale, float *scores, float *m) {
     for (; j + KB <= num_keys; j += KB) {
-        const float *kp[KB];
+        const uint16_t *kp[KB];
         __m256 acc[KB][NH];
         for (int b = 0; b < KB; b++) {
             kp[b] = k + offsets[j + b];
-            const __m256 k0 = _mm256_loadu_ps(kp[b]);
+            const __m256 k0 = load_kv(kp[b]);
             for (int h = 0; h < NH; h++) acc[b][h] = _mm256_mul_ps(_mm256_loadu_ps(q + h * D), k0);
         }
-        for (int d = 8; d < D; d += 8)
+        for (int d = 8; d < D; d += 8) {
+            #pragma GCC unroll 8
             for (int b = 0; b < KB; b++) {
-                const __m256 kd = _mm256_loadu_ps(kp[b] + d);
+                const __m256 kd = load_kv(kp[b] + d);
+                #pragma GCC unroll 4
                 for (int h = 0; h < NH; h++)
                     acc[b][h] = _mm256_fmadd_ps(_mm256_loadu_ps(q + h * D + d), kd, acc[b][h]);
             }
+        }
         for (int b = 0; b < KB; b++)
             for (int h = 0; h < NH; h++) {
                 const float s = hsum(acc[b][h]) * scale;
@@ -85,13 +94,13 @@ FC_INLINE int64_t score_keys(const int D, const int NH, const int KB, const floa
    keys given as element offsets into k and v in key position order: acc (NH x D) the values
    weighted by exp(score - m), unnormalised; m the max score and l the sum of the weights per
    head. Per head the arithmetic is exactly that of the head alone: scores, max, exp, then
-   values summed in key order (exact zeros skipped). */
-FC_INLINE void partial_heads(const int D, const int NH, const float *q, const float *k,
-                             const float *v, const int64_t *offsets, int64_t num_keys,
+   values summed in key order. */
+FC_INLINE void partial_heads(const int D, const int NH, const float *q, const uint16_t *k,
+                             const uint16_t *v, const int64_t *offsets, int64_t num_keys,
                              float scale, float *scores, float *acc_out, float *m, float *l) {
     const int64_t padded = (num_keys + 7) & ~(int64_t)7;
     for (int h = 0; h < NH; h++) { m[h] = -INFINITY; l[h] = 0.0f; }
-    const int KB = NH == 1 ? 4 : NH == 2 ? 2 : 1;
+    const int KB = NH == 1 ? 8 : NH == 2 ? 4 : 2;      /* >= 8 FMA chains in flight */
     int64_t j = score_keys(D, NH, KB, q, k, offsets, 0, num_keys, scale, scores, m);
     score_keys(D, NH, 1, q, k, offsets, j, num_keys, scale, scores, m);
     for (int h = 0; h < NH; h++) {
@@ -102,26 +111,38 @@ FC_INLINE void partial_heads(const int D, const int NH, const float *q, const fl
             _mm256_storeu_ps(p + i, exp_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(p + i), vm)));
         memset(acc_out + h * D, 0, sizeof(float) * (size_t)D);
     }
-    const int CW = D < 64 ? D : 64;               /* accumulator registers per pass: CW / 8 */
+    /* Values: each 16-wide slice of a value row is widened once and added into every head's
+       accumulators (2 x NH registers), keys in order; a weight of exactly 0 adds nothing. */
     for (int64_t j0 = 0; j0 < num_keys; j0 += KEY_BLOCK) {
         const int64_t j1 = j0 + KEY_BLOCK < num_keys ? j0 + KEY_BLOCK : num_keys;
-        for (int h = 0; h < NH; h++) {
-            const float *p = scores + h * KEY_CHUNK;
-            float *o = acc_out + h * D;
-            for (int c = 0; c < D; c += CW) {
-                __m256 acc[CW / 8];
-                for (int r = 0; r < CW / 8; r++) acc[r] = _mm256_loadu_ps(o + c + 8 * r);
-                for (int64_t i = j0; i < j1; i++) {
-                    if (p[i] == 0.0f) continue;
-                    const __m256 vp = _mm256_set1_ps(p[i]);
-                    const float *vi = v + offsets[i] + c;
-                    for (int r = 0; r < CW / 8; r++)
-                        acc[r] = _mm256_fmadd_ps(vp, _mm256_loadu_ps(vi + 8 * r), acc[r]);
-                }
-                for (int r = 0; r < CW / 8; r++) _mm256_storeu_ps(o + c + 8 * r, acc[r]);
+        /* the next block's rows, requested now: this block's 16-wide passes go down the rows,
+           a pattern the hardware prefetcher does not follow */
+        for (int64_t i = j1; i < j1 + KEY_BLOCK && i < num_keys; i++)
+            for (int d = 0; d < D; d += 32)
+                _mm_prefetch((const char *)(v + offsets[i] + d), _MM_HINT_T0);
+        for (int c = 0; c < D; c += 16) {
+            __m256 acc[NH][2];
+            for (int h = 0; h < NH; h++) {
+                acc[h][0] = _mm256_loadu_ps(acc_out + h * D + c);
+                acc[h][1] = _mm256_loadu_ps(acc_out + h * D + c + 8);
             }
-            for (int64_t i = j0; i < j1; i++) if (p[i] != 0.0f) l[h] += p[i];
+            for (int64_t i = j0; i < j1; i++) {
+                const uint16_t *vi = v + offsets[i] + c;
+                const __m256 v0 = load_kv(vi), v1 = load_kv(vi + 8);
+                #pragma GCC unroll 4
+                for (int h = 0; h < NH; h++) {
+                    const __m256 ph = _mm256_broadcast_ss(scores + h * KEY_CHUNK + i);
+                    acc[h][0] = _mm256_fmadd_ps(ph, v0, acc[h][0]);
+                    acc[h][1] = _mm256_fmadd_ps(ph, v1, acc[h][1]);
+                }
+            }
+            for (int h = 0; h < NH; h++) {
+                _mm256_storeu_ps(acc_out + h * D + c, acc[h][0]);
+                _mm256_storeu_ps(acc_out + h * D + c + 8, acc[h][1]);
+            }
         }
+        for (int h = 0; h < NH; h++)
+            for (int64_t i = j0; i < j1; i++) l[h] += scores[h * KEY_CHUNK + i];
     }
 }
 
@@ -134,8 +155,9 @@ FC_INLINE void partial_heads(const int D, const int NH, const float *q, const fl
 
 /* 1 when an AVX2 instance handles (head_dim, num_heads); constant D and NH keep the
    accumulators in registers. */
-static int partial_avx2(int64_t D, int num_heads, const float *q, const float *k, const float *v,
-                        const int64_t *offsets, int64_t num_keys, float scale, float *scores,
+static int partial_avx2(int64_t D, int num_heads, const float *q, const uint16_t *k,
+                        const uint16_t *v, const int64_t *offsets, int64_t num_keys,
+                        float scale, float *scores,
                         float *acc, float *m, float *l) {
     switch (D) {
     case 16: FC_HEADS(16)
@@ -149,14 +171,16 @@ static int partial_avx2(int64_t D, int num_heads, const float *q, const float *k
 #endif
 
 /* Portable head: the same state in scalar code (libm expf). */
-static void partial_scalar(int64_t D, const float *q, const float *k, const float *v,
+static void partial_scalar(int64_t D, const float *q, const uint16_t *k,
+                           const uint16_t *v,
                            const int64_t *offsets, int64_t num_keys, float scale, float *scores,
                            float *acc, float *m, float *l) {
     *m = -INFINITY;
     *l = 0.0f;
     for (int64_t j = 0; j < num_keys; j++) {
         float s = 0.0f;
-        for (int64_t d = 0; d < D; d++) s += q[d] * k[offsets[j] + d];
+        for (int64_t d = 0; d < D; d++)
+            s += q[d] * fc_f16_to_f32((const uint8_t *)(k + offsets[j] + d));
         scores[j] = s * scale;
         if (scores[j] > *m) *m = scores[j];
     }
@@ -164,13 +188,15 @@ static void partial_scalar(int64_t D, const float *q, const float *k, const floa
     for (int64_t j = 0; j < num_keys; j++) {
         const float pj = expf(scores[j] - *m);
         *l += pj;
-        for (int64_t d = 0; d < D; d++) acc[d] += pj * v[offsets[j] + d];
+        for (int64_t d = 0; d < D; d++)
+            acc[d] += pj * fc_f16_to_f32((const uint8_t *)(v + offsets[j] + d));
     }
 }
 
 /* num_heads (<= MAX_UNIT_HEADS) consecutive heads of one token sharing one KV head, over at
    most KEY_CHUNK keys; scores holds MAX_UNIT_HEADS rows of KEY_CHUNK. */
-static void partial(int64_t D, int num_heads, const float *q, const float *k, const float *v,
+static void partial(int64_t D, int num_heads, const float *q, const uint16_t *k,
+                    const uint16_t *v,
                     const int64_t *offsets, int64_t num_keys, float scale, float *scores,
                     float *acc, float *m, float *l) {
 #ifdef FC_AVX2
@@ -206,7 +232,8 @@ static void normalise(int64_t D, int num_heads, float *acc, const float *l) {
 static inline int64_t part_floats(int64_t D) { return MAX_UNIT_HEADS * (D + 2); }
 
 /* One unit over all its keys, chunk by chunk, on one thread: out = softmax(q k) v. */
-static void attend_unit(int64_t D, int num_heads, const float *q, const float *k, const float *v,
+static void attend_unit(int64_t D, int num_heads, const float *q, const uint16_t *k,
+                        const uint16_t *v,
                         const int64_t *offsets, int64_t num_keys, float scale, float *scores,
                         float *part, float *out) {
     float m[MAX_UNIT_HEADS], l[MAX_UNIT_HEADS];
@@ -226,7 +253,9 @@ static void attend_unit(int64_t D, int num_heads, const float *q, const float *k
    long (a decode step: the key chunks then spread the reads over the threads). With short rows
    the heads are split instead. Neither split changes a head's arithmetic: results do not depend
    on the thread count or on the tokens computed beside it. */
-typedef struct { int64_t group, heads_per_unit, units_per_group, num_units, chunks_per_unit; } fc_units;
+typedef struct {
+    int64_t group, heads_per_unit, units_per_group, num_units, chunks_per_unit;
+} fc_units;
 
 static fc_units plan_units(int64_t num_tokens, int64_t num_heads, int64_t num_kv_heads,
                            int64_t max_visible, int num_threads) {
@@ -281,7 +310,10 @@ static int64_t visible_keys(const int64_t *key_positions, int64_t num_keys, int6
         if (!visible(key_positions[j], query_pos, window)) continue;
         keys[num_visible].position = key_positions[j];
         keys[num_visible].offset = j * key_stride;
-        if (num_visible && key_positions[j] < keys[num_visible - 1].position) { descents++; cut = num_visible; }
+        if (num_visible && key_positions[j] < keys[num_visible - 1].position) {
+            descents++;
+            cut = num_visible;
+        }
         num_visible++;
     }
     if (descents == 1 && keys[num_visible - 1].position < keys[0].position) {
@@ -296,7 +328,7 @@ static int64_t visible_keys(const int64_t *key_positions, int64_t num_keys, int6
 /* Where a token's keys are: a contiguous or ring cache (key_positions != NULL: key j of KV
    head g at k + g * kv_head_stride + j * key_stride) or a paged one (slots). */
 typedef struct {
-    const float *k, *v;
+    const uint16_t *k, *v;                        /* fp16 bits */
     int64_t kv_head_stride;
     const int64_t *key_positions; int64_t num_keys, key_stride;
     const int64_t *token_seq, *seq_slot_start, *slots; int64_t slot_stride;
@@ -344,7 +376,8 @@ static void run_attention(const float *q, int64_t num_tokens, int64_t num_heads,
                 offsets_token = t;
             }
             const float *qu = q + (t * num_heads + h) * D;
-            const float *k = kv->k + g * kv->kv_head_stride, *v = kv->v + g * kv->kv_head_stride;
+            const uint16_t *k = kv->k + g * kv->kv_head_stride;
+            const uint16_t *v = kv->v + g * kv->kv_head_stride;
             if (!split) {
                 attend_unit(D, count, qu, k, v, offsets, num_visible, scale, scores, part,
                             out + (t * num_heads + h) * D);
@@ -367,7 +400,8 @@ static void run_attention(const float *q, int64_t num_tokens, int64_t num_heads,
                 const float *first = parts + unit * u.chunks_per_unit * part_floats(D);
                 memcpy(o, first, sizeof(float) * (size_t)(count * D));
                 memcpy(m, first + MAX_UNIT_HEADS * D, sizeof(float) * (size_t)count);
-                memcpy(l, first + MAX_UNIT_HEADS * D + MAX_UNIT_HEADS, sizeof(float) * (size_t)count);
+                memcpy(l, first + MAX_UNIT_HEADS * D + MAX_UNIT_HEADS,
+                       sizeof(float) * (size_t)count);
                 for (int64_t c = 1; c * KEY_CHUNK < unit_keys[unit]; c++) {
                     const float *pacc = first + c * part_floats(D), *pm = pacc + MAX_UNIT_HEADS * D;
                     merge(D, count, o, m, l, pacc, pm, pm + MAX_UNIT_HEADS);
@@ -385,7 +419,7 @@ static void run_attention(const float *q, int64_t num_tokens, int64_t num_heads,
 }
 
 void fc_attention(const float *q, int64_t num_tokens, int64_t num_heads, int64_t head_dim,
-                  const float *k, const float *v, int64_t num_kv_heads, int64_t num_keys,
+                  const uint16_t *k, const uint16_t *v, int64_t num_kv_heads, int64_t num_keys,
                   int64_t kv_head_stride, int64_t kv_key_stride, const int64_t *key_positions,
                   const int64_t *query_positions, int64_t window, float scale, float *out,
                   int num_threads) {
@@ -399,7 +433,7 @@ void fc_attention(const float *q, int64_t num_tokens, int64_t num_heads, int64_t
 }
 
 void fc_attention_paged(const float *q, int64_t num_tokens, int64_t num_heads, int64_t head_dim,
-                        const float *k_cache, const float *v_cache, int64_t num_kv_heads,
+                        const uint16_t *k_cache, const uint16_t *v_cache, int64_t num_kv_heads,
                         const int64_t *token_seq, const int64_t *seq_slot_start,
                         const int64_t *slots, const int64_t *query_positions, int64_t window,
                         float scale, float *out, int num_threads) {

@@ -26,13 +26,13 @@ int fc_supports(int ggml_type);
 /* Streams nbytes from p with num_threads threads; returns a checksum (read bandwidth probe). */
 int64_t fc_stream_read(const uint8_t *p, int64_t nbytes, int num_threads);
 /* Causal attention, each (token, head) row on its own (batch-invariant). q: [num_tokens,
-   num_heads, head_dim] contiguous; k, v: key j of kv head g at k + g * kv_head_stride +
-   j * kv_key_stride; key_positions: [num_keys] (-1: empty slot); query_positions: [num_tokens];
-   a key is used when its position <= the query's and, with window > 0, > query - window;
+   num_heads, head_dim] contiguous fp32; k, v (fp16 bits): key j of kv head g at
+   k + g * kv_head_stride + j * kv_key_stride; key_positions: [num_keys] (-1: empty slot);
+   query_positions: [num_tokens]; a key is used when its position <= the query's and, with window > 0, > query - window;
    keys are summed in position order whatever their order in k.
    out: [num_tokens, num_heads * head_dim]. */
 void fc_attention(const float *q, int64_t num_tokens, int64_t num_heads, int64_t head_dim,
-                  const float *k, const float *v, int64_t num_kv_heads, int64_t num_keys,
+                  const uint16_t *k, const uint16_t *v, int64_t num_kv_heads, int64_t num_keys,
                   int64_t kv_head_stride, int64_t kv_key_stride, const int64_t *key_positions,
                   const int64_t *query_positions, int64_t window, float scale, float *out,
                   int num_threads);
@@ -40,7 +40,7 @@ void fc_attention(const float *q, int64_t num_tokens, int64_t num_heads, int64_t
    [slots, num_kv_heads, head_dim]; token t belongs to sequence token_seq[t], whose key at
    position j sits in slot slots[seq_slot_start[s] + j]. */
 void fc_attention_paged(const float *q, int64_t num_tokens, int64_t num_heads, int64_t head_dim,
-                        const float *k_cache, const float *v_cache, int64_t num_kv_heads,
+                        const uint16_t *k_cache, const uint16_t *v_cache, int64_t num_kv_heads,
                         const int64_t *token_seq, const int64_t *seq_slot_start,
                         const int64_t *slots, const int64_t *query_positions, int64_t window,
                         float scale, float *out, int num_threads);
