@@ -18,7 +18,8 @@ _spec = importlib.util.spec_from_file_location("_fc_sources", Path(__file__).wit
 _sources = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_sources)
 CSRC: Path = _sources.CSRC
-SOURCES = ["qmatmul.c", "act_quant.c", "gemv_avx2.c", "gemm_avx2.c", "float_avx2.c", "scalar.c", "attention.c"]
+SOURCES = ["qmatmul.c", "act_quant.c", "gemv_avx2.c", "gemm_avx2.c", "float_avx2.c", "scalar.c", "attention.c",
+           "norm.c"]
 
 CDEF = """
 void fc_matmul(int ggml_type, const uint8_t *w, int64_t rows, int64_t cols, const float *x,
@@ -38,6 +39,8 @@ void fc_attention_paged(const float *q, int64_t num_tokens, int64_t num_heads, i
                         const int64_t *token_seq, const int64_t *seq_slot_start,
                         const int64_t *slots, const int64_t *query_positions, int64_t window,
                         float scale, float *out, int num_threads);
+void fc_rms_norm(const float *x, const float *w, int64_t rows, int64_t cols, float eps,
+                 float *out, int num_threads);
 int fc_simd_level(void);
 int fc_supports(int ggml_type);
 int64_t fc_stream_read(const uint8_t *p, int64_t nbytes, int num_threads);

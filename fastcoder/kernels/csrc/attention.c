@@ -19,7 +19,7 @@
 #define KEY_BLOCK 16     /* keys whose value rows stay in L1 while a unit's heads read them */
 
 #ifdef FC_AVX2
-#include <immintrin.h>
+#include "simd.h"
 
 /* exp(x) for x <= 0 (Cephes expf, as in avx_mathfun): ~1 ulp. Lanes below -87.3 give 0. */
 static inline __m256 exp_nonpositive(__m256 x) {
@@ -46,13 +46,6 @@ static inline __m256 exp_nonpositive(__m256 x) {
 /* 8 fp16 K/V elements widened to fp32 (exact). */
 static inline __m256 load_kv(const uint16_t *p) {
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
-}
-
-static inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
 }
 
 /* Scores of NH heads (q rows NH x D, contiguous) against keys j.., KB keys at a time: each
@@ -82,7 +75,7 @@ FC_INLINE int64_t score_keys(const int D, const int NH, const int KB, const floa
         }
         for (int b = 0; b < KB; b++)
             for (int h = 0; h < NH; h++) {
-                const float s = hsum(acc[b][h]) * scale;
+                const float s = hsum8(acc[b][h]) * scale;
                 scores[h * KEY_CHUNK + j + b] = s;
                 if (s > m[h]) m[h] = s;
             }

@@ -11,13 +11,6 @@ static inline float load_w1(const uint8_t *w, int64_t idx, int f16) {
     return f16 ? fc_f16_to_f32(w + 2 * idx) : ((const float *)(const void *)w)[idx];
 }
 
-static inline float hsum8(__m256 v) {
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    return _mm_cvtss_f32(h);
-}
-
 void fc_avx2_float_kernel(int ggml_type, const uint8_t *w, int64_t r0, int64_t r1, int64_t cols,
                           const float *x, int64_t num_tokens, int64_t rows, float *y) {
     const int f16 = ggml_type == FC_F16;

@@ -23,6 +23,9 @@ void fc_matmul_scalar(int ggml_type, const uint8_t *w, int64_t rows, int64_t col
 int fc_simd_level(void);
 /* 1 if ggml_type is handled by fc_matmul. */
 int fc_supports(int ggml_type);
+/* RMSNorm of rows x cols fp32 (contiguous) with weight w [cols], each row alone. */
+void fc_rms_norm(const float *x, const float *w, int64_t rows, int64_t cols, float eps,
+                 float *out, int num_threads);
 /* Streams nbytes from p with num_threads threads; returns a checksum (read bandwidth probe). */
 int64_t fc_stream_read(const uint8_t *p, int64_t nbytes, int num_threads);
 /* Causal attention, each (token, head) row on its own (batch-invariant). q: [num_tokens,

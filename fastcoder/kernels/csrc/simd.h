@@ -8,6 +8,14 @@
 /* 4 bytes at p broadcast to all 8 int32 lanes (one vpbroadcastd: a load, no shuffle port) */
 static inline __m256i bcast4(const void *p) { int32_t v; memcpy(&v, p, 4); return _mm256_set1_epi32(v); }
 
+/* Sum of the 8 lanes, always in the same order: ((0+4)+(2+6)) + ((1+5)+(3+7)). */
+static inline float hsum8(__m256 v) {
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
 static inline __m256 load_f16x8(const uint8_t *p) {
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));
 }
