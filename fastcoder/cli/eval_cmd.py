@@ -50,7 +50,8 @@ def register(subparsers) -> None:
     parser.add_argument("--max-model-len", type=int, default=DEFAULT_CONTEXT,
                         help=f"-m: context in tokens (default: {DEFAULT_CONTEXT})")
     parser.add_argument("--speculative", default=None, metavar="METHOD",
-                        help="-m: speculative decoding method, passed to fastcoder's LLM")
+                        help="-m: speculative decoding, ngram or draft:MODEL (greedy replies "
+                        "are unchanged; with --concurrency > 1 it drafts inside the batch)")
     parser.add_argument("--compare", choices=("llama.cpp",), default=None,
                         help="-m: also start llama-server on the same GGUF and threads and "
                              "score it in the same run")

@@ -6,16 +6,18 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
 
-from fastcoder.errors import FastcoderError, InvalidParameterError
+from fastcoder.errors import FastcoderError
 from fastcoder.sampling_params import SamplingParams
 
 REQUEST_TIMEOUT_S = 900          # one greedy reply of up to --max-tokens on a busy CPU
+READY_TIMEOUT_S = 300            # a server just started may still be loading its model
 
 
 class EvalBackendError(FastcoderError):
@@ -23,10 +25,6 @@ class EvalBackendError(FastcoderError):
     http_status = 502
     error_type = "server_error"
     code = "eval_backend_failed"
-
-
-class SpeculativeUnavailableError(FastcoderError):
-    code = "speculative_unavailable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +53,8 @@ class LocalBackend:
     def __init__(self, model: str, *, threads: int | None, max_model_len: int | None,
                  speculative: str | None = None):
         from fastcoder.engine.llm import LLM
-        kwargs = {"speculative": speculative} if speculative else {}
         self.llm = LLM(model, max_model_len=max_model_len, threads=threads, kernels="quant",
-                       **kwargs)
+                       speculative=speculative)
         self.name = self.llm.model_path.stem
         self._lock = threading.Lock()        # LLM holds one KV cache: requests take turns
 
@@ -77,21 +74,24 @@ class LocalBatchedBackend:
     calling threads queue requests and wait; one engine thread steps all of them together."""
 
     def __init__(self, model: str, *, threads: int | None, max_model_len: int | None,
-                 max_num_seqs: int):
+                 max_num_seqs: int, speculative: str | None = None):
         from fastcoder.engine.linear_backends import linear_factory
         from fastcoder.engine.llm import DEFAULT_MAX_MODEL_LEN
         from fastcoder.engine.llm_engine import EngineConfig, LLMEngine
         from fastcoder.engine.threads import set_threads
         from fastcoder.loader.gguf_file import open_gguf
+        from fastcoder.engine.speculative import as_config
         from fastcoder.store.cache import resolve_model_path
         from fastcoder.tokenizer.tokenizer import Tokenizer
+        spec_config = as_config(speculative)           # a bad spec fails before the load
         path = resolve_model_path(model)
         num_threads = set_threads(threads)
         gguf = open_gguf(path)
         self.tokenizer = Tokenizer.from_metadata(gguf.metadata)
         context = min(max_model_len or DEFAULT_MAX_MODEL_LEN, gguf.config.context_length)
         self.engine = LLMEngine(gguf, self.tokenizer, linear_factory("quant", num_threads),
-                                EngineConfig(max_model_len=context, max_num_seqs=max_num_seqs))
+                                EngineConfig(max_model_len=context, max_num_seqs=max_num_seqs),
+                                speculative=spec_config)
         self.name = path.stem
         self._inbox: queue.Queue = queue.Queue()      # (request id, prompt ids, params, future)
         self._ids = itertools.count()
@@ -154,13 +154,32 @@ class LocalBatchedBackend:
 class ServerBackend:
     """Any OpenAI-compatible server: POST {url}/v1/chat/completions, temperature 0."""
 
-    def __init__(self, url: str, *, api_key: str | None = None, model_name: str | None = None):
+    def __init__(self, url: str, *, api_key: str | None = None, model_name: str | None = None,
+                 ready_timeout_s: float = READY_TIMEOUT_S):
         base = url.rstrip("/")
         self.base_url = base[:-3] if base.endswith("/v1") else base
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(base_url=self.base_url, headers=headers,
                                    timeout=httpx.Timeout(REQUEST_TIMEOUT_S, connect=10))
+        self._wait_ready(ready_timeout_s)
         self.name = model_name or self._first_model_id()
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        """Polls GET /health until it answers 200: llama-server and fastcoder answer 503 while
+        the model loads, and a server started a moment ago may not listen yet. A server without
+        /health (404) is taken as ready."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                status = self.client.get("/health").status_code
+                if status not in (502, 503):
+                    return
+                reason = f"/health answered {status}"
+            except httpx.TransportError as exc:
+                reason = str(exc) or type(exc).__name__
+            if time.monotonic() >= deadline:
+                raise EvalBackendError(f"{self.base_url} not ready after {timeout_s:g} s: {reason}")
+            time.sleep(0.5)
 
     def _first_model_id(self) -> str:
         models = self._request("GET", "/v1/models").get("data") or []
@@ -191,26 +210,12 @@ class ServerBackend:
         self.client.close()
 
 
-def speculative_supported() -> bool:
-    """Whether `LLM` accepts `speculative=` yet (another part of fastcoder adds it)."""
-    import inspect
-
-    from fastcoder.engine.llm import LLM
-    return "speculative" in inspect.signature(LLM.__init__).parameters
-
-
 def local_backend(model: str, *, threads: int | None, max_model_len: int | None,
                   concurrency: int, speculative: str | None) -> Backend:
-    """Concurrency 1 (or speculative decoding) runs on `LLM`; more on the batching engine."""
-    if speculative:
-        if not speculative_supported():
-            raise SpeculativeUnavailableError("speculative decoding not available",
-                                              param="speculative")
-        if concurrency > 1:
-            raise InvalidParameterError("--speculative runs one request at a time: use "
-                                        "--concurrency 1", param="speculative")
+    """Concurrency 1 runs on `LLM`; more on the batching engine (speculative decoding works in
+    both)."""
     if concurrency > 1:
         return LocalBatchedBackend(model, threads=threads, max_model_len=max_model_len,
-                                   max_num_seqs=concurrency)
+                                   max_num_seqs=concurrency, speculative=speculative)
     return LocalBackend(model, threads=threads, max_model_len=max_model_len,
                         speculative=speculative)

@@ -7,10 +7,8 @@ import json
 import pytest
 
 from fastcoder.cli.main import main
-from fastcoder.errors import InvalidParameterError
 from fastcoder.eval.backends import (EvalBackendError, LocalBackend, LocalBatchedBackend,
-                                     ServerBackend, SpeculativeUnavailableError, local_backend,
-                                     speculative_supported)
+                                     ServerBackend, local_backend)
 from fastcoder.eval.humaneval import load_problems
 from fastcoder.eval.runner import run_humaneval
 from fastcoder.eval.sandbox import Sandbox, SandboxLimits
@@ -101,12 +99,54 @@ def test_cli_scores_a_server_and_prints_one_json_summary(server, tmp_path, capsy
     assert len(output.read_text().splitlines()) == 2
 
 
-def test_speculative_flag_is_passed_through_or_refused(tiny_model):
-    if speculative_supported():
-        with pytest.raises(InvalidParameterError, match="--concurrency 1"):
-            local_backend(str(tiny_model), threads=1, max_model_len=CONTEXT, concurrency=2,
-                          speculative="ngram")
-    else:
-        with pytest.raises(SpeculativeUnavailableError, match="speculative decoding not avail"):
-            local_backend(str(tiny_model), threads=1, max_model_len=CONTEXT, concurrency=1,
-                          speculative="ngram")
+def test_speculative_replies_equal_plain_ones_alone_and_batched(tiny_model, problems, sandbox,
+                                                                expected, tmp_path):
+    """--speculative ngram: one request at a time on LLM, or drafting inside the batch."""
+    for concurrency in (1, 3):
+        backend = local_backend(str(tiny_model), threads=1, max_model_len=CONTEXT,
+                                concurrency=concurrency, speculative="ngram")
+        kind = LocalBatchedBackend if concurrency > 1 else LocalBackend
+        assert isinstance(backend, kind)
+        assert score(backend, problems, sandbox, tmp_path / f"s{concurrency}.jsonl",
+                     concurrency=concurrency) == expected
+
+
+def test_server_backend_waits_for_a_server_that_is_not_up_yet():
+    """Nothing listens: it keeps trying until the deadline, then says why in one line."""
+    with pytest.raises(EvalBackendError, match=r"not ready after 1\.5 s"):
+        ServerBackend("http://127.0.0.1:9", ready_timeout_s=1.5)
+
+
+def test_server_backend_waits_through_503_while_the_model_loads():
+    """/health answers 503 twice (loading), then 200: the backend is built, not failed."""
+    import http.server
+    import threading
+
+    health_calls = []
+
+    class Loading(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path == "/health":
+                health_calls.append(1)
+                status, body = (503, b"{}") if len(health_calls) <= 2 else (200, b"{}")
+            else:
+                status, body = 200, b'{"data": [{"id": "loaded"}]}'
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Loading)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        backend = ServerBackend(f"http://127.0.0.1:{httpd.server_address[1]}/v1",
+                                ready_timeout_s=30)
+        assert backend.name == "loaded" and len(health_calls) == 3
+        backend.close()
+    finally:
+        httpd.shutdown()
