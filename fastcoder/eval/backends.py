@@ -17,7 +17,8 @@ from fastcoder.errors import FastcoderError
 from fastcoder.sampling_params import SamplingParams
 
 REQUEST_TIMEOUT_S = 900          # one greedy reply of up to --max-tokens on a busy CPU
-READY_TIMEOUT_S = 300            # a server just started may still be loading its model
+READY_TIMEOUT_S = 300            # a server answering 503 may still be loading its model
+LISTEN_TIMEOUT_S = 5             # nothing listening: a server started a moment ago, or a bad URL
 
 
 class EvalBackendError(FastcoderError):
@@ -155,30 +156,35 @@ class ServerBackend:
     """Any OpenAI-compatible server: POST {url}/v1/chat/completions, temperature 0."""
 
     def __init__(self, url: str, *, api_key: str | None = None, model_name: str | None = None,
-                 ready_timeout_s: float = READY_TIMEOUT_S):
+                 ready_timeout_s: float = READY_TIMEOUT_S,
+                 listen_timeout_s: float = LISTEN_TIMEOUT_S):
         base = url.rstrip("/")
         self.base_url = base[:-3] if base.endswith("/v1") else base
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(base_url=self.base_url, headers=headers,
                                    timeout=httpx.Timeout(REQUEST_TIMEOUT_S, connect=10))
-        self._wait_ready(ready_timeout_s)
+        self._wait_ready(ready_timeout_s, listen_timeout_s)
         self.name = model_name or self._first_model_id()
 
-    def _wait_ready(self, timeout_s: float) -> None:
-        """Polls GET /health until it answers 200: llama-server and fastcoder answer 503 while
-        the model loads, and a server started a moment ago may not listen yet. A server without
-        /health (404) is taken as ready."""
-        deadline = time.monotonic() + timeout_s
+    def _wait_ready(self, ready_timeout_s: float, listen_timeout_s: float) -> None:
+        """Polls GET /health: llama-server and fastcoder answer 503 while the model loads (waited
+        for up to ready_timeout_s); a server started a moment ago may not listen yet (waited for
+        up to listen_timeout_s, then the request below reports the connection error). Any other
+        answer, a 404 from a server without /health included, counts as ready."""
+        started = time.monotonic()
         while True:
+            waited = time.monotonic() - started
             try:
                 status = self.client.get("/health").status_code
+            except httpx.TransportError:
+                if waited >= listen_timeout_s:
+                    return
+            else:
                 if status not in (502, 503):
                     return
-                reason = f"/health answered {status}"
-            except httpx.TransportError as exc:
-                reason = str(exc) or type(exc).__name__
-            if time.monotonic() >= deadline:
-                raise EvalBackendError(f"{self.base_url} not ready after {timeout_s:g} s: {reason}")
+                if waited >= ready_timeout_s:
+                    raise EvalBackendError(f"{self.base_url}/health still answers {status} "
+                                           f"after {ready_timeout_s:g} s")
             time.sleep(0.5)
 
     def _first_model_id(self) -> str:
