@@ -18,7 +18,7 @@ _spec = importlib.util.spec_from_file_location("_fc_sources", Path(__file__).wit
 _sources = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_sources)
 CSRC: Path = _sources.CSRC
-SOURCES = ["qmatmul.c", "act_quant.c", "gemv_avx2.c", "gemm_avx2.c", "float_avx2.c", "scalar.c", "attention.c",
+SOURCES = ["qmatmul.c", "act_quant.c", "gemv_avx2.c", "gemm_avx2.c", "kernels_vnni.c", "float_avx2.c", "scalar.c", "attention.c",
            "norm.c"]
 
 CDEF = """
@@ -42,6 +42,7 @@ void fc_attention_paged(const float *q, int64_t num_tokens, int64_t num_heads, i
 void fc_rms_norm(const float *x, const float *w, int64_t rows, int64_t cols, float eps,
                  float *out, int num_threads);
 int fc_simd_level(void);
+int fc_use_vnni(int enable);
 int fc_supports(int ggml_type);
 int64_t fc_stream_read(const uint8_t *p, int64_t nbytes, int num_threads);
 const char *fc_source_hash(void);

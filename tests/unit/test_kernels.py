@@ -231,3 +231,30 @@ def test_batch_invariance(backend, ggml_type: GGMLType):
         perm = rng.permutation(512)[:37]  # other neighbours
         got = backend.matmul(x[perm].copy(), w, num_threads=num_threads)
         np.testing.assert_array_equal(got, alone[perm])
+
+
+@pytest.fixture
+def vnni_lib():
+    from fastcoder.kernels._qmatmul import lib
+    if not lib.fc_use_vnni(1):
+        pytest.skip("this CPU has no AVX-VNNI: only the AVX2 kernels can run here")
+    yield lib
+    lib.fc_use_vnni(1)  # the default where the CPU has it
+
+
+@pytest.mark.parametrize("ggml_type", TYPES[2:], ids=lambda t: t.name)
+def test_vnni_kernels_are_bit_identical_to_avx2(vnni_lib, ggml_type: GGMLType):
+    # vpdpbusd forms the same exact int32 per block as maddubs + madd, and the fp32 steps are
+    # shared: switching the ISA must not change a single bit (decode, small batches, prefill)
+    be = CBackend()
+    raw = random_weight(ggml_type, ROWS, COLS, seed=5)
+    w = pack_weight(raw, ggml_type, (ROWS, COLS))
+    x = np.random.default_rng(6).standard_normal((67, COLS), dtype=np.float32)
+    x[::3] *= 40.0
+    for num_tokens in (1, 3, 4, 67):
+        vnni_lib.fc_use_vnni(1)
+        fast = be.matmul(x[:num_tokens].copy(), w)
+        vnni_lib.fc_use_vnni(0)
+        plain = be.matmul(x[:num_tokens].copy(), w)
+        vnni_lib.fc_use_vnni(1)
+        np.testing.assert_array_equal(fast, plain, err_msg=f"{num_tokens=}")

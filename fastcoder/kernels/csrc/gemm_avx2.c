@@ -109,7 +109,7 @@ static void unpack_q6_k(const uint8_t *wt, int64_t nb, unpacked *u) {
 static inline __attribute__((always_inline)) void unpacked_dot(
         const unpacked *u, int64_t cols, const int KIND, const int BS, const int G, const int I,
         const fc_act *a, int64_t t0, const int NT, float *y, int64_t rows, int64_t tile) {
-    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i ones = _mm256_set1_epi16(1); (void)ones; /* unused by VNNI */
     const int steps = G / 4, gpb = BS / G;
     __m256 acc[NT_MAX];
     const int8_t *xq[NT_MAX]; const float *xd[NT_MAX]; const int16_t *xs[NT_MAX]; const int32_t *xsi[NT_MAX];
@@ -125,6 +125,21 @@ static inline __attribute__((always_inline)) void unpacked_dot(
         for (int j = 0; j < gpb; j++) {
             const int64_t g = b * gpb + j;
             const __m256i SC = KIND <= K_Q5_0 ? ones : _mm256_loadu_si256(u->sc + g);
+#ifdef FC_VNNI
+            /* int32 sums of the whole group (no int16 stage), scaled once per group */
+            __m256i sub[NT_MAX];
+            #pragma GCC unroll 16
+            for (int t = 0; t < NT; t++) sub[t] = KIND <= K_Q5_0 ? i32[t] : _mm256_setzero_si256();
+            #pragma GCC unroll 16
+            for (int v = 0; v < steps; v++) {
+                const __m256i W = _mm256_load_si256((const __m256i *)(u->q + 32 * (g * steps + v)));
+                #pragma GCC unroll 16
+                for (int t = 0; t < NT; t++) sub[t] = DOT4(sub[t], W, bcast4(xq[t] + g * G + 4 * v));
+            }
+            #pragma GCC unroll 16
+            for (int t = 0; t < NT; t++) i32[t] = KIND <= K_Q5_0 ? sub[t] : add_scaled(i32[t], sub[t], SC);
+            (void)I;
+#else
             for (int v0 = 0; v0 < steps; v0 += I) {
                 __m256i s16[NT_MAX];
                 #pragma GCC unroll 16
@@ -139,6 +154,7 @@ static inline __attribute__((always_inline)) void unpacked_dot(
                 #pragma GCC unroll 16
                 for (int t = 0; t < NT; t++) i32[t] = _mm256_add_epi32(i32[t], _mm256_madd_epi16(s16[t], SC));
             }
+#endif
         }
         const __m256 D = _mm256_loadu_ps(u->D + 8 * b);
         #pragma GCC unroll 16
@@ -234,7 +250,7 @@ DEFINE_GEMM(gemm_q6_k, 256, 1680, unpack_q6_k, dot_q6_k)
 static inline __attribute__((always_inline)) void q8_0_dot(
         const uint8_t *wt, int64_t nb, const fc_act *a, int64_t t0, const int NT, float *y,
         int64_t rows, int64_t tile) {
-    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i ones = _mm256_set1_epi16(1); (void)ones; /* unused by VNNI */
     __m256 acc[NT_MAX];
     #pragma GCC unroll 16
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
@@ -249,7 +265,11 @@ static inline __attribute__((always_inline)) void q8_0_dot(
             #pragma GCC unroll 16
             for (int t = 0; t < NT; t++) {
                 const __m256i X = bcast4(act_q(a, t0 + t) + 32 * b + 4 * c);
+#ifdef FC_VNNI
+                i32[t] = DOT4(i32[t], AW, _mm256_sign_epi8(X, W));
+#else
                 i32[t] = _mm256_add_epi32(i32[t], _mm256_madd_epi16(_mm256_maddubs_epi16(AW, _mm256_sign_epi8(X, W)), ones));
+#endif
             }
         }
         const __m256 dw = load_f16x8(blk);

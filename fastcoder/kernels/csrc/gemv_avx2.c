@@ -8,7 +8,7 @@ static void gemv_q8_0(const uint8_t *w, int64_t tile0, int64_t tile1, int64_t ro
                       const fc_act *a, const float *x, int64_t num_tokens, float *y) {
     (void)x; (void)num_tokens;
     const int64_t nb = cols / 32;
-    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i ones = _mm256_set1_epi16(1); (void)ones; /* unused by VNNI */
     for (int64_t tile = tile0; tile < tile1; tile++) {
         const uint8_t *wt = w + tile * nb * 272;
         __m256 acc = _mm256_setzero_ps();
@@ -20,8 +20,12 @@ static void gemv_q8_0(const uint8_t *w, int64_t tile0, int64_t tile1, int64_t ro
             #pragma GCC unroll 16
             for (int c = 0; c < 8; c++) {
                 const __m256i W = LOADU(blk + 16 + 32 * c), X = bcast4(xb + 4 * c);
+#ifdef FC_VNNI
+                i32 = DOT4(i32, _mm256_sign_epi8(W, W), _mm256_sign_epi8(X, W));
+#else
                 const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(W, W), _mm256_sign_epi8(X, W));
                 i32 = _mm256_add_epi32(i32, _mm256_madd_epi16(p, ones));
+#endif
             }
             const __m256 dw = _mm256_mul_ps(load_f16x8(blk), _mm256_broadcast_ss(a->d + b));
             acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i32), dw, acc);
@@ -34,7 +38,7 @@ static void gemv_q4_0(const uint8_t *w, int64_t tile0, int64_t tile1, int64_t ro
                       const fc_act *a, const float *x, int64_t num_tokens, float *y) {
     (void)x; (void)num_tokens;
     const int64_t nb = cols / 32;
-    const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0F);
+    const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0F); (void)ones;
     for (int64_t tile = tile0; tile < tile1; tile++) {
         const uint8_t *wt = w + tile * nb * 144;
         __m256 acc = _mm256_setzero_ps();
@@ -42,16 +46,23 @@ static void gemv_q4_0(const uint8_t *w, int64_t tile0, int64_t tile1, int64_t ro
             const uint8_t *blk = wt + b * 144;
             prefetch_range(blk + FC_PREFETCH, 144);
             const int8_t *xb = a->q + 32 * b;
-            __m256i s16 = _mm256_setzero_si256(); /* 8 products of <= 3810: fits int16 */
+            __m256i s = _mm256_setzero_si256(); /* int16: 8 products of <= 3810 (int32 with VNNI) */
             #pragma GCC unroll 16
             for (int c = 0; c < 4; c++) {
                 const __m256i Q = LOADU(blk + 16 + 32 * c);
                 const __m256i lo = _mm256_and_si256(Q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(Q, 4), m4);
-                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(lo, bcast4(xb + 4 * c)));
-                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(hi, bcast4(xb + 16 + 4 * c)));
+#ifdef FC_VNNI
+                s = DOT4(DOT4(s, lo, bcast4(xb + 4 * c)), hi, bcast4(xb + 16 + 4 * c));
+#else
+                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(lo, bcast4(xb + 4 * c)));
+                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(hi, bcast4(xb + 16 + 4 * c)));
+#endif
             }
+#ifndef FC_VNNI
+            s = _mm256_madd_epi16(s, ones);
+#endif
             /* exact int32 of (q - 8) . xq; one fp32 FMA per block, as gemm_q4_0 does */
-            const __m256i i32 = _mm256_sub_epi32(_mm256_madd_epi16(s16, ones), _mm256_slli_epi32(bcast4(a->si + b), 3));
+            const __m256i i32 = _mm256_sub_epi32(s, _mm256_slli_epi32(bcast4(a->si + b), 3));
             acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i32), _mm256_mul_ps(load_f16x8(blk), _mm256_broadcast_ss(a->d + b)), acc);
         }
         STORE_TILE(y, tile, rows, acc);
@@ -62,7 +73,7 @@ static void gemv_q5_0(const uint8_t *w, int64_t tile0, int64_t tile1, int64_t ro
                       const fc_act *a, const float *x, int64_t num_tokens, float *y) {
     (void)x; (void)num_tokens;
     const int64_t nb = cols / 32;
-    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i ones = _mm256_set1_epi16(1); (void)ones; /* unused by VNNI */
     for (int64_t tile = tile0; tile < tile1; tile++) {
         const uint8_t *wt = w + tile * nb * 176;
         __m256 acc = _mm256_setzero_ps();
@@ -74,13 +85,23 @@ static void gemv_q5_0(const uint8_t *w, int64_t tile0, int64_t tile1, int64_t ro
             __m256i slo = _mm256_setzero_si256(), shi = _mm256_setzero_si256(); /* 4 x 7874 */
 #define Q5_0_STEP(c) do { \
                 __m256i lo, hi; q5_0_unpack(LOADU(blk + 48 + 32 * (c)), H, c, &lo, &hi); \
-                slo = _mm256_add_epi16(slo, _mm256_maddubs_epi16(lo, bcast4(xb + 4 * (c)))); \
-                shi = _mm256_add_epi16(shi, _mm256_maddubs_epi16(hi, bcast4(xb + 16 + 4 * (c)))); \
+                slo = ACC_DOT(slo, lo, bcast4(xb + 4 * (c))); \
+                shi = ACC_DOT(shi, hi, bcast4(xb + 16 + 4 * (c))); \
             } while (0)
+#ifdef FC_VNNI
+#define ACC_DOT(s, u, x) DOT4(s, u, x)
+#else
+#define ACC_DOT(s, u, x) _mm256_add_epi16(s, _mm256_maddubs_epi16(u, x))
+#endif
             Q5_0_STEP(0); Q5_0_STEP(1); Q5_0_STEP(2); Q5_0_STEP(3);
 #undef Q5_0_STEP
+#undef ACC_DOT
             /* exact int32 of (q - 16) . xq; one fp32 FMA per block, as gemm_q5_0 does */
+#ifdef FC_VNNI
+            __m256i i32 = _mm256_add_epi32(slo, shi);
+#else
             __m256i i32 = _mm256_add_epi32(_mm256_madd_epi16(slo, ones), _mm256_madd_epi16(shi, ones));
+#endif
             i32 = _mm256_sub_epi32(i32, _mm256_slli_epi32(bcast4(a->si + b), 4));
             acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i32), _mm256_mul_ps(load_f16x8(blk), _mm256_broadcast_ss(a->d + b)), acc);
         }
@@ -108,6 +129,19 @@ static inline void gemv_qk45(const uint8_t *w, int64_t tile0, int64_t tile1, int
             for (int g = 0; g < 4; g++) {
                 const __m256i scv = g < 2 ? sc03 : sc47;
                 const __m256i sp0 = _mm256_shuffle_epi8(scv, k4_pair_mask(2 * g)), sp1 = _mm256_shuffle_epi8(scv, k4_pair_mask(2 * g + 1));
+#ifdef FC_VNNI
+                __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256(); /* int32 */
+                #pragma GCC unroll 16
+                for (int c = 0; c < 8; c++) {
+                    const __m256i Q = LOADU(qs + 256 * g + 32 * c);
+                    __m256i lo, hi;
+                    if (five) q5_k_unpack(Q, LOADU(blk + 128 + 32 * c), g, &lo, &hi);
+                    else { lo = _mm256_and_si256(Q, m4); hi = _mm256_and_si256(_mm256_srli_epi16(Q, 4), m4); }
+                    s0 = DOT4(s0, lo, bcast4(xb + 64 * g + 4 * c));
+                    s1 = DOT4(s1, hi, bcast4(xb + 64 * g + 32 + 4 * c));
+                }
+                i32 = add_scaled(add_scaled(i32, s0, sp0), s1, sp1);
+#else
                 if (!five) {
                     __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256(); /* 8 x 3810 */
                     #pragma GCC unroll 16
@@ -132,6 +166,7 @@ static inline void gemv_qk45(const uint8_t *w, int64_t tile0, int64_t tile1, int
                         i32 = _mm256_add_epi32(i32, _mm256_add_epi32(_mm256_madd_epi16(s0, sp0), _mm256_madd_epi16(s1, sp1)));
                     }
                 }
+#endif
             }
             const __m256i corr = k4_min_dot(m03, m47, a->s + 8 * b);
             const __m256 dx = _mm256_broadcast_ss(a->d + b);
@@ -178,6 +213,13 @@ static void gemv_q6_k(const uint8_t *w, int64_t tile0, int64_t tile1, int64_t ro
                     #pragma GCC unroll 16
                     for (int e = 0; e < 2; e++) {
                         const __m256i sp = _mm256_shuffle_epi8(Wp, q6_dup_mask(e));
+#ifdef FC_VNNI
+                        __m256i sub = _mm256_setzero_si256();
+                        #pragma GCC unroll 16
+                        for (int c = 4 * e; c < 4 * e + 4; c++)
+                            sub = DOT4(sub, q6_unpack(blk, h, k, c), bcast4(xb + 128 * h + 32 * k + 4 * c));
+                        i32 = add_scaled(i32, sub, sp);
+#else
                         __m256i t[2];
                         #pragma GCC unroll 16
                         for (int u = 0; u < 2; u++) { /* 2 x 16002 per int16 sum */
@@ -187,6 +229,7 @@ static void gemv_q6_k(const uint8_t *w, int64_t tile0, int64_t tile1, int64_t ro
                                 _mm256_maddubs_epi16(q6_unpack(blk, h, k, c0 + 1), bcast4(xb + 128 * h + 32 * k + 4 * c0 + 4)));
                         }
                         i32 = _mm256_add_epi32(i32, _mm256_add_epi32(_mm256_madd_epi16(t[0], sp), _mm256_madd_epi16(t[1], sp)));
+#endif
                     }
                 }
             i32 = _mm256_sub_epi32(i32, _mm256_slli_epi32(corr, 5));

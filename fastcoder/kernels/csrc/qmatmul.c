@@ -40,6 +40,29 @@ void fc_matmul_scalar(int ggml_type, const uint8_t *w, int64_t rows, int64_t col
 }
 
 #ifdef FC_AVX2
+/* AVX-VNNI kernels when the CPU has them (bit-identical to the AVX2 ones, faster); -1: not yet
+   decided. FASTCODER_VNNI=0 in the environment keeps the AVX2 kernels. */
+static int vnni_state = -1;
+
+static int cpu_has_vnni(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avxvnni") != 0;
+}
+
+int fc_use_vnni(int enable) {
+    if (enable >= 0) vnni_state = enable && cpu_has_vnni();
+    else if (vnni_state < 0) {
+        const char *env = getenv("FASTCODER_VNNI");
+        vnni_state = !(env && env[0] == '0') && cpu_has_vnni();
+    }
+    return vnni_state;
+}
+
+static fc_kernel pick_kernel(int ggml_type, int64_t num_tokens) {
+    if (fc_use_vnni(-1)) return num_tokens == 1 ? fc_vnni_gemv(ggml_type) : fc_vnni_gemm(ggml_type);
+    return num_tokens == 1 ? fc_avx2_gemv(ggml_type) : fc_avx2_gemm(ggml_type);
+}
+
 /* Grow-only scratch for quantized activations, one per calling thread. */
 static __thread void *scratch_buf;
 static __thread size_t scratch_cap;
@@ -98,7 +121,7 @@ void fc_matmul(int ggml_type, const uint8_t *w, int64_t rows, int64_t cols, cons
     }
     fc_act a;
     act_layout(ggml_type, cols, num_tokens, &a);
-    const fc_kernel kernel = num_tokens == 1 ? fc_avx2_gemv(ggml_type) : fc_avx2_gemm(ggml_type);
+    const fc_kernel kernel = pick_kernel(ggml_type, num_tokens);
     if (!kernel) return;
     const int64_t num_tiles = (rows + FC_TILE - 1) / FC_TILE;
     /* small activations: quantizing them serially is cheaper than a barrier */
@@ -135,7 +158,7 @@ void fc_matmul_experts(int ggml_type, const uint8_t *w, int64_t expert_rows, int
     fc_act a;
     act_layout(ggml_type, cols, x_rows, &a);
     fc_quantize_rows(x, 0, x_rows, &a);                  /* at most top_k rows: serial */
-    const fc_kernel kernel = fc_avx2_gemv(ggml_type);
+    const fc_kernel kernel = pick_kernel(ggml_type, 1);
     if (!kernel) return;
     const int64_t tpe = expert_rows / FC_TILE, total = num_selected * tpe;
     const int64_t expert_bytes = tpe * (cols / fmt.block_size) * fmt.tile_block_bytes;
@@ -157,6 +180,8 @@ void fc_matmul_experts(int ggml_type, const uint8_t *w, int64_t expert_rows, int
     }
 }
 #else
+int fc_use_vnni(int enable) { (void)enable; return 0; }
+
 void fc_matmul(int ggml_type, const uint8_t *w, int64_t rows, int64_t cols, const float *x,
                int64_t num_tokens, float *y, int num_threads) {
     matmul_scalar(ggml_type, w, rows, cols, x, num_tokens, y, num_threads < 1 ? 1 : num_threads);

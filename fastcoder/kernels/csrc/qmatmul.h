@@ -21,6 +21,10 @@ void fc_matmul_scalar(int ggml_type, const uint8_t *w, int64_t rows, int64_t col
    0 if built without SIMD (fc_matmul is then the scalar path), -1 if built with AVX2 but this
    CPU lacks AVX2/FMA/F16C (calling fc_matmul would fault). */
 int fc_simd_level(void);
+/* AVX-VNNI kernels (bit-identical to the AVX2 ones): enable = 1 turns them on where the CPU has
+   them, 0 off, -1 only asks; returns whether they are used (default: on where supported, unless
+   FASTCODER_VNNI=0). */
+int fc_use_vnni(int enable);
 /* 1 if ggml_type is handled by fc_matmul. */
 int fc_supports(int ggml_type);
 /* RMSNorm of rows x cols fp32 (contiguous) with weight w [cols], each row alone. */

@@ -8,6 +8,18 @@
 /* 4 bytes at p broadcast to all 8 int32 lanes (one vpbroadcastd: a load, no shuffle port) */
 static inline __m256i bcast4(const void *p) { int32_t v; memcpy(&v, p, 4); return _mm256_set1_epi32(v); }
 
+#ifdef FC_VNNI
+/* acc + the 4 products u8 x s8 of each int32 lane (vpdpbusd): the same exact int32 that the
+   AVX2 path forms with maddubs, int16 sums and madd, in one instruction. */
+#define DOT4(acc, u, s) _mm256_dpbusd_avx_epi32(acc, u, s)
+/* int32 lanes of the (s, s) int16 scale pairs that the AVX2 path feeds to madd */
+static inline __m256i pair_scale32(__m256i sp) { return _mm256_srai_epi32(sp, 16); }
+/* acc + sub * scale per int32 lane, scale given as (s, s) int16 pairs */
+static inline __m256i add_scaled(__m256i acc, __m256i sub, __m256i sp) {
+    return _mm256_add_epi32(acc, _mm256_mullo_epi32(sub, pair_scale32(sp)));
+}
+#endif
+
 /* Sum of the 8 lanes, always in the same order: ((0+4)+(2+6)) + ((1+5)+(3+7)). */
 static inline float hsum8(__m256 v) {
     __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
