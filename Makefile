@@ -76,6 +76,8 @@ llama-cpp-python: llama-cpp-amxfix
 	CMAKE_ARGS="-DLLAVA_BUILD=OFF $(LLAMA_CPP_FLAGS) $(LLAMA_CPP_CMAKE_ARGS)" \
 	CMAKE_BUILD_PARALLEL_LEVEL=2 nice -n 19 $(BIN)/pip install --no-cache-dir --force-reinstall \
 	  --no-deps --no-binary llama-cpp-python 'llama-cpp-python==$(LLAMA_CPP_PYTHON)'
+	# its runtime dependencies (--no-deps above keeps pip from rebuilding torch/numpy pins)
+	$(BIN)/pip install -q diskcache 'jinja2>=2.11.3' 'typing-extensions>=4.5.0' 'numpy>=1.20.0'
 
 # llama.cpp's own llama-bench and llama-server (static) from the same sources (the sdist's
 # vendor/llama.cpp), into build/llama.cpp/bin/.

@@ -251,7 +251,7 @@ def test_vnni_kernels_are_bit_identical_to_avx2(vnni_lib, ggml_type: GGMLType):
     w = pack_weight(raw, ggml_type, (ROWS, COLS))
     x = np.random.default_rng(6).standard_normal((67, COLS), dtype=np.float32)
     x[::3] *= 40.0
-    for num_tokens in (1, 3, 4, 67):
+    for num_tokens in (1, 2, 3, 4, 8, 67):  # GEMV, small-batch and GEMM kernels
         vnni_lib.fc_use_vnni(1)
         fast = be.matmul(x[:num_tokens].copy(), w)
         vnni_lib.fc_use_vnni(0)

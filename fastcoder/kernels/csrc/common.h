@@ -64,8 +64,10 @@ void fc_dequant_tile_block(int ggml_type, const uint8_t *blk, float *w);
 
 #ifdef FC_AVX2
 fc_kernel fc_avx2_gemv(int ggml_type);
+fc_kernel fc_avx2_small(int ggml_type);
 fc_kernel fc_avx2_gemm(int ggml_type);
 fc_kernel fc_vnni_gemv(int ggml_type); /* the same kernels built for AVX-VNNI (kernels_vnni.c) */
+fc_kernel fc_vnni_small(int ggml_type);
 fc_kernel fc_vnni_gemm(int ggml_type);
 void fc_avx2_float_kernel(int ggml_type, const uint8_t *w, int64_t r0, int64_t r1, int64_t cols,
                           const float *x, int64_t num_tokens, int64_t rows, float *y);

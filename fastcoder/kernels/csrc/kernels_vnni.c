@@ -7,6 +7,7 @@
 #pragma GCC target("avxvnni")
 #define FC_VNNI 1
 #define fc_avx2_gemv fc_vnni_gemv
+#define fc_avx2_small fc_vnni_small
 #define fc_avx2_gemm fc_vnni_gemm
 #include "gemv_avx2.c"
 #include "gemm_avx2.c"

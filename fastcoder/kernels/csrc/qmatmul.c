@@ -58,9 +58,16 @@ int fc_use_vnni(int enable) {
     return vnni_state;
 }
 
+/* Up to this many tokens the small-batch kernels read the packed tiles directly; beyond, the
+   GEMM kernels' unpack pass pays for itself. */
+static int64_t small_max = -1;
+
 static fc_kernel pick_kernel(int ggml_type, int64_t num_tokens) {
-    if (fc_use_vnni(-1)) return num_tokens == 1 ? fc_vnni_gemv(ggml_type) : fc_vnni_gemm(ggml_type);
-    return num_tokens == 1 ? fc_avx2_gemv(ggml_type) : fc_avx2_gemm(ggml_type);
+    if (small_max < 0) { const char *e = getenv("FC_SMALL_MAX"); small_max = e ? atoi(e) : 4; }
+    const int vnni = fc_use_vnni(-1);
+    if (num_tokens == 1) return vnni ? fc_vnni_gemv(ggml_type) : fc_avx2_gemv(ggml_type);
+    if (num_tokens <= small_max) return vnni ? fc_vnni_small(ggml_type) : fc_avx2_small(ggml_type);
+    return vnni ? fc_vnni_gemm(ggml_type) : fc_avx2_gemm(ggml_type);
 }
 
 /* Grow-only scratch for quantized activations, one per calling thread. */
