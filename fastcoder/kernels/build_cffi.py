@@ -19,7 +19,7 @@ _sources = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_sources)
 CSRC: Path = _sources.CSRC
 SOURCES = ["qmatmul.c", "act_quant.c", "gemv_avx2.c", "gemm_avx2.c", "kernels_vnni.c", "float_avx2.c", "scalar.c", "attention.c",
-           "norm.c"]
+           "norm.c", "rope.c"]
 
 CDEF = """
 void fc_matmul(int ggml_type, const uint8_t *w, int64_t rows, int64_t cols, const float *x,
@@ -41,6 +41,10 @@ void fc_attention_paged(const float *q, int64_t num_tokens, int64_t num_heads, i
                         float scale, float *out, int num_threads);
 void fc_rms_norm(const float *x, const float *w, int64_t rows, int64_t cols, float eps,
                  float *out, int num_threads);
+void fc_rope_store(const float *qkv, int64_t num_tokens, int64_t row_stride, int64_t num_heads,
+                   int64_t num_kv_heads, int64_t head_dim, const float *cos, const float *sin,
+                   int interleaved, float *q_out, uint16_t *k_cache, uint16_t *v_cache,
+                   const int64_t *slots, int64_t slot_stride, int64_t head_stride);
 int fc_simd_level(void);
 int fc_use_vnni(int enable);
 int fc_supports(int ggml_type);

@@ -73,8 +73,14 @@ def contiguous_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                          positions: torch.Tensor, cache: ContiguousKV, layer: int, scale: float,
                          sliding_window: int = 0) -> torch.Tensor:
     """One sequence whose new tokens sit at `positions` (contiguous, ascending)."""
-    num_tokens = q.shape[0]
     cache.write(layer, positions, k, v)
+    return contiguous_attend(q, positions, cache, layer, scale, sliding_window)
+
+
+def contiguous_attend(q: torch.Tensor, positions: torch.Tensor, cache: ContiguousKV, layer: int,
+                      scale: float, sliding_window: int = 0) -> torch.Tensor:
+    """Attention over the cached keys up to the last of `positions`, the new ones included."""
+    num_tokens = q.shape[0]
     total = int(positions[-1]) + 1
     start = max(0, total - sliding_window - num_tokens + 1) if sliding_window else 0
     keys, values = cache.read(layer, start, total)               # [kv_heads, keys, head_dim]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from fastcoder.kernels.rope import c_rope_store
+
 # K/V storage type of every cache (as llama.cpp's default f16 cache): half the bytes of fp32, so
 # half the memory per token and half the reads of a long-context decode step; the attention
 # kernel widens them in registers (F16C). Queries and outputs stay fp32.
@@ -133,6 +135,27 @@ class KVCache:
         if self.ring is None:
             return True
         return self.ring.holds(max(0, num_tokens - self.window + 1), num_tokens)
+
+    def store_qkv(self, layer: int, qkv: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor],
+                  interleaved: bool, positions: torch.Tensor) -> torch.Tensor | None:
+        """The fused path: rotates q and k of the projection rows qkv [num_tokens, (heads +
+        2 * kv_heads) * head_dim] and stores k and v at `positions` in one C call; returns the
+        rotated q [num_tokens, heads, head_dim], or None where the layer takes the torch path
+        (`attend`): no C kernels, an fp32 cache, or a ring layer."""
+        kernel = c_rope_store()
+        is_ring, index = self.layer_slot[layer]
+        if kernel is None or is_ring or self.full.k.dtype != KV_DTYPE:
+            return None
+        k, v = self.full.k[index], self.full.v[index]          # [kv_heads, max_tokens, dim]
+        return kernel(qkv, *rope, interleaved, k.shape[0], k.shape[2], k, v, positions,
+                      k.stride(1), k.stride(0))
+
+    def attend_stored(self, layer: int, q: torch.Tensor, positions: torch.Tensor, scale: float,
+                      sliding_window: int = 0) -> torch.Tensor:
+        """Attention of q over the cache after `store_qkv` wrote this layer's new K/V."""
+        from fastcoder.layers.attention import contiguous_attend
+        return contiguous_attend(q, positions, self.full, self.layer_slot[layer][1], scale,
+                                 sliding_window)
 
     def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                positions: torch.Tensor, scale: float, sliding_window: int = 0) -> torch.Tensor:

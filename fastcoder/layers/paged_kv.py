@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from fastcoder.kernels.attention import c_paged_attention
+from fastcoder.kernels.rope import c_rope_store
 from fastcoder.layers.attention import grouped_attention
 from fastcoder.layers.kv_cache import KV_DTYPE
 
@@ -88,16 +89,37 @@ class PagedKVCache:
         blocks = torch.tensor(block_table, dtype=torch.long)[positions // self.block_size]
         return blocks * self.block_size + positions % self.block_size
 
+    def store_qkv(self, layer: int, qkv: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor],
+                  interleaved: bool, positions: torch.Tensor) -> torch.Tensor | None:
+        """The fused path (see KVCache.store_qkv): rotates q and k of the flat batch's projection
+        rows and stores k and v in their slots in one C call; returns the rotated q, or None
+        without C kernels."""
+        kernel = c_rope_store()
+        if kernel is None:
+            return None
+        group, index = self.layer_to_group[layer]
+        cache_k, cache_v = self.k[group][index], self.v[group][index]   # [slots, kv_heads, dim]
+        return kernel(qkv, *rope, interleaved, cache_k.shape[1], cache_k.shape[2], cache_k,
+                      cache_v, self.layout.slot_mappings[group], cache_k.stride(0),
+                      cache_k.stride(1))
+
     def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                positions: torch.Tensor, scale: float, sliding_window: int = 0) -> torch.Tensor:
         """q: [num_tokens, num_heads, head_dim]; k, v: [num_tokens, kv_heads, head_dim] of the
         flat batch. Returns [num_tokens, num_heads * head_dim]."""
+        group, index = self.layer_to_group[layer]
+        slots = self.layout.slot_mappings[group]
+        self.k[group][index].index_copy_(0, slots, k.to(KV_DTYPE))
+        self.v[group][index].index_copy_(0, slots, v.to(KV_DTYPE))
+        return self.attend_stored(layer, q, positions, scale, sliding_window)
+
+    def attend_stored(self, layer: int, q: torch.Tensor, positions: torch.Tensor, scale: float,
+                      sliding_window: int = 0) -> torch.Tensor:
+        """Attention over the cache once this step's K/V of the layer are in their slots."""
         layout = self.layout
         group, index = self.layer_to_group[layer]
         cache_k, cache_v = self.k[group][index], self.v[group][index]   # [slots, kv_heads, dim]
         num_tokens, num_heads, head_dim = q.shape
-        cache_k.index_copy_(0, layout.slot_mappings[group], k.to(KV_DTYPE))
-        cache_v.index_copy_(0, layout.slot_mappings[group], v.to(KV_DTYPE))
         kernel = c_paged_attention()
         if kernel is not None:          # all sequences in one call, no gathered copies
             starts, slots = layout.flat_key_slots[group]

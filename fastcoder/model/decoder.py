@@ -66,7 +66,12 @@ class DecoderAttention(torch.nn.Module):
                 positions: torch.Tensor, cache: KVCache, layer: int) -> torch.Tensor:
         c, norm = self.config, self.spec.qk_norm
         num_tokens = x.shape[0]
-        q, k, v = self.qkv_proj(x).split(self.split, dim=-1)  # [num_tokens, q/kv size]
+        qkv = self.qkv_proj(x)                             # [num_tokens, q + 2 * kv size]
+        if norm == QKNorm.NONE:                            # fused rotate + store where it can
+            q = cache.store_qkv(layer, qkv, rope, self.spec.interleaved_rope, positions)
+            if q is not None:
+                return self.o_proj(cache.attend_stored(layer, q, positions, self.scale))
+        q, k, v = qkv.split(self.split, dim=-1)            # [num_tokens, q/kv size]
         if norm == QKNorm.FULL:
             q, k = self.q_norm(q), self.k_norm(k)
         q = q.reshape(num_tokens, c.num_heads, c.head_dim)

@@ -51,4 +51,13 @@ void fc_attention_paged(const float *q, int64_t num_tokens, int64_t num_heads, i
                         const int64_t *token_seq, const int64_t *seq_slot_start,
                         const int64_t *slots, const int64_t *query_positions, int64_t window,
                         float scale, float *out, int num_threads);
+/* Rotary embedding of q and k plus the K/V store, from the q/k/v projection's rows qkv
+   [num_tokens, row_stride] = [q (num_heads x head_dim) | k | v (num_kv_heads x head_dim each)]:
+   cos, sin: [num_tokens, head_dim / 2]; interleaved: pairs (2i, 2i+1), else NEOX halves.
+   q_out: [num_tokens, num_heads, head_dim] fp32; k and v of token t, kv head g go to fp16
+   k_cache / v_cache + slots[t] * slot_stride + g * head_stride. head_dim <= 512. */
+void fc_rope_store(const float *qkv, int64_t num_tokens, int64_t row_stride, int64_t num_heads,
+                   int64_t num_kv_heads, int64_t head_dim, const float *cos, const float *sin,
+                   int interleaved, float *q_out, uint16_t *k_cache, uint16_t *v_cache,
+                   const int64_t *slots, int64_t slot_stride, int64_t head_stride);
 #endif
