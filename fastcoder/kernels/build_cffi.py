@@ -19,7 +19,8 @@ _sources = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_sources)
 CSRC: Path = _sources.CSRC
 SOURCES = ["qmatmul.c", "act_quant.c", "gemv_avx2.c", "gemm_avx2.c", "kernels_vnni.c", "float_avx2.c", "scalar.c", "attention.c",
-           "norm.c", "rope.c"]
+           "norm.c", "rope.c",
+           "activation.c"]
 
 CDEF = """
 void fc_matmul(int ggml_type, const uint8_t *w, int64_t rows, int64_t cols, const float *x,
@@ -45,6 +46,7 @@ void fc_rope_store(const float *qkv, int64_t num_tokens, int64_t row_stride, int
                    int64_t num_kv_heads, int64_t head_dim, const float *cos, const float *sin,
                    int interleaved, float *q_out, uint16_t *k_cache, uint16_t *v_cache,
                    const int64_t *slots, int64_t slot_stride, int64_t head_stride);
+void fc_silu_mul(const float *gate_up, int64_t rows, int64_t cols, float *out);
 int fc_simd_level(void);
 int fc_use_vnni(int enable);
 int fc_supports(int ggml_type);

@@ -29,7 +29,7 @@ class CBackend:
         check_fresh(ffi.string(built()).decode() if built else "")
         if lib.fc_simd_level() < 0 and not scalar:
             raise RuntimeError("the C kernels were built for AVX2/FMA/F16C, which this CPU lacks")
-        self._from_buffer = ffi.from_buffer
+        self._from_buffer, self._cast = ffi.from_buffer, ffi.cast
         self._fn = lib.fc_matmul_scalar if scalar else lib.fc_matmul
         # one call over the selected experts; the scalar variant goes expert by expert
         self._experts_fn = None if scalar else lib.fc_matmul_experts
@@ -56,6 +56,18 @@ class CBackend:
                                  w.cols, fb("float[]", x), x.shape[0],
                                  fb("float[]", out, require_writable=True),
                                  num_threads or self.num_threads)
+
+    def bind_address(self, w: QuantMatrix, out: np.ndarray, num_threads: int | None = None
+                     ) -> Callable[[int], None]:
+        """A one-argument call computing out[0] = x @ w.T for the float32 row at address x
+        (qmatmul.bind_row_matmul)."""
+        if out.dtype != np.float32 or out.shape != (1, w.rows) or out.strides[1] != 4:
+            raise ValueError(f"out must be float32 [1, {w.rows}] with contiguous rows")
+        fb, cast = self._from_buffer, self._cast
+        call = functools.partial(self._fn, int(w.ggml_type), fb("uint8_t[]", w.data), w.rows,
+                                 w.cols)
+        y, threads = fb("float[]", out, require_writable=True), num_threads or self.num_threads
+        return lambda x_address: call(cast("float *", x_address), 1, y, threads)
 
     def matmul_experts(self, x: np.ndarray, w: QuantMatrix, expert_rows: int,
                        expert_ids: np.ndarray, out: np.ndarray,

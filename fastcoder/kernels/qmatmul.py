@@ -106,6 +106,16 @@ def bind_matmul(x: np.ndarray, w: QuantMatrix, out: np.ndarray,
     return get_backend().bind(x, w, out, num_threads)
 
 
+def bind_row_matmul(w: QuantMatrix, out: np.ndarray, num_threads: int | None = None
+                    ) -> Callable[[int], object] | None:
+    """out[0] = x @ w.T as a call taking the address of x (a float32 C-contiguous [cols] row,
+    e.g. a torch tensor's data_ptr()), so a decode step hands the previous op's output straight
+    to the kernel instead of copying it into a bound buffer. None where the backend has no
+    pointer entry (Numba): use bind_matmul."""
+    bind = getattr(get_backend(), "bind_address", None)
+    return bind(w, out, num_threads) if bind is not None else None
+
+
 def matmul_experts(x: np.ndarray, w: QuantMatrix, expert_rows: int, expert_ids: np.ndarray,
                    out: np.ndarray, num_threads: int | None = None) -> np.ndarray:
     """out[s] = W_e @ x[s] (or x[0] when x has one row) with W_e = rows [e * expert_rows,

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from fastcoder.kernels.pack import pack_weight
-from fastcoder.kernels.qmatmul import bind_matmul, matmul
+from fastcoder.kernels.qmatmul import bind_matmul, bind_row_matmul, matmul
 from fastcoder.layers.linear import fused_bias
 from fastcoder.loader.gguf_file import QuantTensor
 from fastcoder.loader.pages import release_pages
@@ -41,12 +41,21 @@ class QuantLinear(torch.nn.Module):
         offsets = np.cumsum([0] + [m.rows for m in self.matrices])
         self.decode_calls = [bind_matmul(x_np, m, y_np[:, a:b], num_threads)
                              for m, a, b in zip(self.matrices, offsets[:-1], offsets[1:])]
+        # The same calls reading the input row in place (C backend): no copy into x_one.
+        row_calls = [bind_row_matmul(m, y_np[:, a:b], num_threads)
+                     for m, a, b in zip(self.matrices, offsets[:-1], offsets[1:])]
+        self.row_calls = row_calls if all(c is not None for c in row_calls) else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:              # [num_tokens, in]
         if x.shape[0] == 1:
-            self.x_one.copy_(x)
-            for call in self.decode_calls:
-                call()
+            if self.row_calls is not None and x.dtype == torch.float32 and x.is_contiguous():
+                address = x.data_ptr()
+                for call in self.row_calls:
+                    call(address)
+            else:
+                self.x_one.copy_(x)
+                for call in self.decode_calls:
+                    call()
             y = self.y_one                                            # reused next call
         else:
             x_np = x.contiguous().numpy()

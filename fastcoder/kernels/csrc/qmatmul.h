@@ -51,6 +51,8 @@ void fc_attention_paged(const float *q, int64_t num_tokens, int64_t num_heads, i
                         const int64_t *token_seq, const int64_t *seq_slot_start,
                         const int64_t *slots, const int64_t *query_positions, int64_t window,
                         float scale, float *out, int num_threads);
+/* out[r, i] = silu(gate_up[r, i]) * gate_up[r, cols + i]: rows x 2 cols in, rows x cols out. */
+void fc_silu_mul(const float *gate_up, int64_t rows, int64_t cols, float *out);
 /* Rotary embedding of q and k plus the K/V store, from the q/k/v projection's rows qkv
    [num_tokens, row_stride] = [q (num_heads x head_dim) | k | v (num_kv_heads x head_dim each)]:
    cos, sin: [num_tokens, head_dim / 2]; interleaved: pairs (2i, 2i+1), else NEOX halves.
