@@ -18,6 +18,7 @@ from typing import AsyncIterator, Callable, Sequence
 
 from fastcoder.engine.engine_api import Engine, RequestDelta
 from fastcoder.errors import FastcoderError
+from fastcoder.kernels.qmatmul import release_threads
 from fastcoder.sampling_params import SamplingParams
 
 log = logging.getLogger("fastcoder.engine")
@@ -91,6 +92,7 @@ class AsyncEngine:
         self._ids = itertools.count()
         self._stopping = False
         self._drain_deadline = 0.0
+        release_threads()         # this thread's OpenMP pool would slow every engine-thread kernel
         self._thread = threading.Thread(target=self._run, name="fastcoder-engine", daemon=True)
         self._thread.start()
 

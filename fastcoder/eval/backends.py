@@ -14,6 +14,7 @@ from typing import Protocol
 import httpx
 
 from fastcoder.errors import FastcoderError
+from fastcoder.kernels.qmatmul import release_threads
 from fastcoder.sampling_params import SamplingParams
 
 REQUEST_TIMEOUT_S = 900          # one greedy reply of up to --max-tokens on a busy CPU
@@ -97,6 +98,7 @@ class LocalBatchedBackend:
         self._inbox: queue.Queue = queue.Queue()      # (request id, prompt ids, params, future)
         self._ids = itertools.count()
         self._closed = False
+        release_threads()         # this thread's OpenMP pool would slow every engine-thread kernel
         self._thread = threading.Thread(target=self._run, name="eval-engine", daemon=True)
         self._thread.start()
 

@@ -18,6 +18,7 @@ from fastcoder.eval.extract import extract_code
 from fastcoder.eval.humaneval import Problem
 from fastcoder.eval.prompting import chat_messages
 from fastcoder.eval.sandbox import Sandbox
+from fastcoder.kernels.qmatmul import release_threads
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,7 @@ def run_humaneval(backend: Backend, problems: list[Problem], *, output: Path, ba
                   concurrency: int = 1, max_tokens: int = 512, sandbox: Sandbox | None = None,
                   progress: bool = True) -> EvalSummary:
     sandbox = sandbox or Sandbox()
+    release_threads()             # local generation runs on the pool's threads, not this one
     started = time.perf_counter()
     results: dict[int, ProblemResult] = {}
     num_passed = 0

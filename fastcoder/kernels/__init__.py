@@ -5,7 +5,7 @@
 """
 from fastcoder.kernels.pack import QuantMatrix, pack_weight, packed_types, unpack_weight
 from fastcoder.kernels.qmatmul import (BACKENDS, bind_matmul, default_num_threads, get_backend,
-                                       matmul, matmul_experts)
+                                       matmul, matmul_experts, release_threads)
 
 __all__ = ["BACKENDS", "QuantMatrix", "bind_matmul", "default_num_threads", "get_backend", "matmul",
-           "matmul_experts", "pack_weight", "packed_types", "unpack_weight"]
+           "matmul_experts", "pack_weight", "packed_types", "release_threads", "unpack_weight"]

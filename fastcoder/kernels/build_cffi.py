@@ -51,6 +51,7 @@ int fc_simd_level(void);
 int fc_use_vnni(int enable);
 int fc_supports(int ggml_type);
 int64_t fc_stream_read(const uint8_t *p, int64_t nbytes, int num_threads);
+void fc_release_threads(void);
 const char *fc_source_hash(void);
 """
 

@@ -29,7 +29,7 @@ class CBackend:
         check_fresh(ffi.string(built()).decode() if built else "")
         if lib.fc_simd_level() < 0 and not scalar:
             raise RuntimeError("the C kernels were built for AVX2/FMA/F16C, which this CPU lacks")
-        self._from_buffer, self._cast = ffi.from_buffer, ffi.cast
+        self._from_buffer, self._cast, self._lib = ffi.from_buffer, ffi.cast, lib
         self._fn = lib.fc_matmul_scalar if scalar else lib.fc_matmul
         # one call over the selected experts; the scalar variant goes expert by expert
         self._experts_fn = None if scalar else lib.fc_matmul_experts
@@ -56,6 +56,9 @@ class CBackend:
                                  w.cols, fb("float[]", x), x.shape[0],
                                  fb("float[]", out, require_writable=True),
                                  num_threads or self.num_threads)
+
+    def release_threads(self) -> None:
+        self._lib.fc_release_threads()
 
     def bind_address(self, w: QuantMatrix, out: np.ndarray, num_threads: int | None = None
                      ) -> Callable[[int], None]:

@@ -258,3 +258,22 @@ def test_vnni_kernels_are_bit_identical_to_avx2(vnni_lib, ggml_type: GGMLType):
         plain = be.matmul(x[:num_tokens].copy(), w)
         vnni_lib.fc_use_vnni(1)
         np.testing.assert_array_equal(fast, plain, err_msg=f"{num_tokens=}")
+
+
+def test_kernels_run_on_another_thread_after_release_threads():
+    # the server's engine thread takes over kernel calls from the thread that loaded the model:
+    # release_threads() frees the loader's OpenMP pool first; results must not change
+    import threading
+    from fastcoder.kernels import release_threads
+    raw = random_weight(GGMLType.Q4_K, 64, 512, seed=9)
+    w = pack_weight(raw, GGMLType.Q4_K, (64, 512))
+    x = np.random.default_rng(9).standard_normal((3, 512), dtype=np.float32)
+    want = [CBackend().matmul(x[:n].copy(), w, num_threads=2) for n in (1, 3)]
+    release_threads()
+    got = []
+    worker = threading.Thread(target=lambda: got.extend(
+        CBackend().matmul(x[:n].copy(), w, num_threads=2) for n in (1, 3)))
+    worker.start()
+    worker.join()
+    for a, b in zip(want, got, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -30,6 +30,9 @@ int fc_supports(int ggml_type);
 /* RMSNorm of rows x cols fp32 (contiguous) with weight w [cols], each row alone. */
 void fc_rms_norm(const float *x, const float *w, int64_t rows, int64_t cols, float eps,
                  float *out, int num_threads);
+/* Releases the calling thread's OpenMP worker threads (before another thread takes over the
+   kernel calls: libgomp throttles spinning when it manages more threads than CPUs). */
+void fc_release_threads(void);
 /* Streams nbytes from p with num_threads threads; returns a checksum (read bandwidth probe). */
 int64_t fc_stream_read(const uint8_t *p, int64_t nbytes, int num_threads);
 /* Causal attention, each (token, head) row on its own (batch-invariant). q: [num_tokens,
