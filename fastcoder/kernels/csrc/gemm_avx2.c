@@ -1,6 +1,7 @@
 /* Prefill kernels (many tokens, compute-bound). Each 8-row tile is unpacked once per block of
    tokens into unsigned 4-weight steps plus integer scales/offsets and fp32 block scales, then a
-   register-blocked kernel runs maddubs over 4 tokens per weight load.
+   register-blocked kernel runs maddubs (vpdpbusd with AVX-VNNI) over 4 tokens per weight load.
+   Q8_0, with nothing to unpack, always runs the tile kernels of gemv_avx2.c.
 
    Batch invariance: per (row, token) these kernels perform exactly the same integer dot products
    and the same fp32 operations, in the same order, as the decode kernels of gemv_avx2.c (one
@@ -109,7 +110,7 @@ static void unpack_q6_k(const uint8_t *wt, int64_t nb, unpacked *u) {
 static inline __attribute__((always_inline)) void unpacked_dot(
         const unpacked *u, int64_t cols, const int KIND, const int BS, const int G, const int I,
         const fc_act *a, int64_t t0, const int NT, float *y, int64_t rows, int64_t tile) {
-    const __m256i ones = _mm256_set1_epi16(1); (void)ones; /* unused by VNNI */
+    const __m256i ones = _mm256_set1_epi16(1);
     const int steps = G / 4, gpb = BS / G;
     __m256 acc[NT_MAX];
     const int8_t *xq[NT_MAX]; const float *xd[NT_MAX]; const int16_t *xs[NT_MAX]; const int32_t *xsi[NT_MAX];
@@ -246,66 +247,10 @@ DEFINE_GEMM(gemm_q4_k, 256, 1152, unpack_q4_k, dot_q4_k)
 DEFINE_GEMM(gemm_q5_k, 256, 1408, unpack_q5_k, dot_q5_k)
 DEFINE_GEMM(gemm_q6_k, 256, 1680, unpack_q6_k, dot_q6_k)
 
-/* Q8_0 weights are signed: read the packed tile directly, sign trick per token. */
-static inline __attribute__((always_inline)) void q8_0_dot(
-        const uint8_t *wt, int64_t nb, const fc_act *a, int64_t t0, const int NT, float *y,
-        int64_t rows, int64_t tile) {
-    const __m256i ones = _mm256_set1_epi16(1); (void)ones; /* unused by VNNI */
-    __m256 acc[NT_MAX];
-    #pragma GCC unroll 16
-    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = wt + b * 272;
-        __m256i i32[NT_MAX];
-        #pragma GCC unroll 16
-        for (int t = 0; t < NT; t++) i32[t] = _mm256_setzero_si256();
-        #pragma GCC unroll 16
-        for (int c = 0; c < 8; c++) {
-            const __m256i W = LOADU(blk + 16 + 32 * c), AW = _mm256_sign_epi8(W, W);
-            #pragma GCC unroll 16
-            for (int t = 0; t < NT; t++) {
-                const __m256i X = bcast4(act_q(a, t0 + t) + 32 * b + 4 * c);
-#ifdef FC_VNNI
-                i32[t] = DOT4(i32[t], AW, _mm256_sign_epi8(X, W));
-#else
-                i32[t] = _mm256_add_epi32(i32[t], _mm256_madd_epi16(_mm256_maddubs_epi16(AW, _mm256_sign_epi8(X, W)), ones));
-#endif
-            }
-        }
-        const __m256 dw = load_f16x8(blk);
-        #pragma GCC unroll 16
-        for (int t = 0; t < NT; t++)
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i32[t]), _mm256_mul_ps(dw, _mm256_broadcast_ss(act_d(a, t0 + t) + b)), acc[t]);
-    }
-    #pragma GCC unroll 16
-    for (int t = 0; t < NT; t++) STORE_TILE(y + (t0 + t) * rows, tile, rows, acc[t]);
-}
-
-static void gemm_q8_0(const uint8_t *w, int64_t tile0, int64_t tile1, int64_t rows, int64_t cols,
-                      const fc_act *a, const float *x, int64_t num_tokens, float *y) {
-    (void)x;
-    const int64_t nb = cols / 32, tb = token_block(cols, num_tokens);
-    for (int64_t tk = 0; tk < num_tokens; tk += tb) {
-        const int64_t tk1 = tk + tb < num_tokens ? tk + tb : num_tokens;
-        for (int64_t tile = tile0; tile < tile1; tile++) {
-            const uint8_t *wt = w + tile * nb * 272;
-            for (int64_t t = tk; t < tk1; t += NT_MAX) {
-                switch (tk1 - t < NT_MAX ? (int)(tk1 - t) : NT_MAX) {
-                case 4: q8_0_dot(wt, nb, a, t, 4, y, rows, tile); break;
-                case 3: q8_0_dot(wt, nb, a, t, 3, y, rows, tile); break;
-                case 2: q8_0_dot(wt, nb, a, t, 2, y, rows, tile); break;
-                default: q8_0_dot(wt, nb, a, t, 1, y, rows, tile); break;
-                }
-            }
-        }
-    }
-}
-
 fc_kernel fc_avx2_gemm(int ggml_type) {
     switch (ggml_type) {
     case FC_Q4_0: return gemm_q4_0;
     case FC_Q5_0: return gemm_q5_0;
-    case FC_Q8_0: return gemm_q8_0;
     case FC_Q4_K: return gemm_q4_k;
     case FC_Q5_K: return gemm_q5_k;
     case FC_Q6_K: return gemm_q6_k;

@@ -66,7 +66,9 @@ static fc_kernel pick_kernel(int ggml_type, int64_t num_tokens) {
     if (small_max < 0) { const char *e = getenv("FC_SMALL_MAX"); small_max = e ? atoi(e) : 4; }
     const int vnni = fc_use_vnni(-1);
     if (num_tokens == 1) return vnni ? fc_vnni_gemv(ggml_type) : fc_avx2_gemv(ggml_type);
-    if (num_tokens <= small_max) return vnni ? fc_vnni_small(ggml_type) : fc_avx2_small(ggml_type);
+    /* Q8_0 has nothing to unpack (signed bytes, read as stored): the tile kernel at any size */
+    if (num_tokens <= small_max || ggml_type == FC_Q8_0)
+        return vnni ? fc_vnni_small(ggml_type) : fc_avx2_small(ggml_type);
     return vnni ? fc_vnni_gemm(ggml_type) : fc_avx2_gemm(ggml_type);
 }
 
