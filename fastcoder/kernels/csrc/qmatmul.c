@@ -59,11 +59,11 @@ int fc_use_vnni(int enable) {
 }
 
 /* Up to this many tokens the small-batch kernels read the packed tiles directly; beyond, the
-   GEMM kernels' unpack pass pays for itself. */
+   GEMM kernels' unpack pass pays for itself (FASTCODER_SMALL_MAX overrides it, for tuning). */
 static int64_t small_max = -1;
 
 static fc_kernel pick_kernel(int ggml_type, int64_t num_tokens) {
-    if (small_max < 0) { const char *e = getenv("FC_SMALL_MAX"); small_max = e ? atoi(e) : 4; }
+    if (small_max < 0) { const char *e = getenv("FASTCODER_SMALL_MAX"); small_max = e ? atoi(e) : 4; }
     const int vnni = fc_use_vnni(-1);
     if (num_tokens == 1) return vnni ? fc_vnni_gemv(ggml_type) : fc_avx2_gemv(ggml_type);
     /* Q8_0 has nothing to unpack (signed bytes, read as stored): the tile kernel at any size */
