@@ -138,7 +138,8 @@ static inline __attribute__((always_inline)) void unpacked_dot(
                 for (int t = 0; t < NT; t++) sub[t] = DOT4(sub[t], W, bcast4(xq[t] + g * G + 4 * v));
             }
             #pragma GCC unroll 16
-            for (int t = 0; t < NT; t++) i32[t] = KIND <= K_Q5_0 ? sub[t] : add_scaled(i32[t], sub[t], SC);
+            for (int t = 0; t < NT; t++)
+                i32[t] = KIND <= K_Q5_0 ? sub[t] : _mm256_add_epi32(i32[t], SCALE_I32(sub[t], SC));
             (void)I;
 #else
             for (int v0 = 0; v0 < steps; v0 += I) {

@@ -29,17 +29,6 @@ AI void store_tokens(float *y, int64_t t0, const int NT, int64_t rows, int64_t t
     for (int t = 0; t < NT; t++) STORE_TILE(y + (t0 + t) * rows, tile, rows, acc[t]);
 }
 
-/* s + u . x per lane: exact int32 (VNNI) or int16 sums whose callers bound the step count */
-#ifdef FC_VNNI
-#define ACC_DOT(s, u, x) DOT4(s, u, x)
-#define TO_I32(s, ones) (s)
-#define SCALE_I32(s, sp) _mm256_mullo_epi32(s, pair_scale32(sp))
-#else
-#define ACC_DOT(s, u, x) _mm256_add_epi16(s, _mm256_maddubs_epi16(u, x))
-#define TO_I32(s, ones) _mm256_madd_epi16(s, ones)
-#define SCALE_I32(s, sp) _mm256_madd_epi16(s, sp)
-#endif
-
 AI void tile_q8_0(const uint8_t *w, int64_t tile, int64_t rows, int64_t cols, const fc_act *a,
                   int64_t t0, const int NT, float *y) {
     const int64_t nb = cols / 32;
@@ -303,9 +292,6 @@ fc_kernel fc_avx2_small(int ggml_type) {
     default: return 0;
     }
 }
-#undef ACC_DOT
-#undef TO_I32
-#undef SCALE_I32
 #undef NT_MAX
 #undef AI
 #endif

@@ -14,10 +14,19 @@ static inline __m256i bcast4(const void *p) { int32_t v; memcpy(&v, p, 4); retur
 #define DOT4(acc, u, s) _mm256_dpbusd_avx_epi32(acc, u, s)
 /* int32 lanes of the (s, s) int16 scale pairs that the AVX2 path feeds to madd */
 static inline __m256i pair_scale32(__m256i sp) { return _mm256_srai_epi32(sp, 16); }
-/* acc + sub * scale per int32 lane, scale given as (s, s) int16 pairs */
-static inline __m256i add_scaled(__m256i acc, __m256i sub, __m256i sp) {
-    return _mm256_add_epi32(acc, _mm256_mullo_epi32(sub, pair_scale32(sp)));
-}
+#endif
+
+/* The kernels' integer steps for both ISAs. ACC_DOT: s + u . x per lane, exact int32 (VNNI) or
+   int16 sums whose callers bound the step count; TO_I32: those sums as int32 (madd by ones);
+   SCALE_I32: sums times the (s, s) int16 scale pairs sp, as int32. */
+#ifdef FC_VNNI
+#define ACC_DOT(s, u, x) DOT4(s, u, x)
+#define TO_I32(s, ones) (s)
+#define SCALE_I32(s, sp) _mm256_mullo_epi32(s, pair_scale32(sp))
+#else
+#define ACC_DOT(s, u, x) _mm256_add_epi16(s, _mm256_maddubs_epi16(u, x))
+#define TO_I32(s, ones) _mm256_madd_epi16(s, ones)
+#define SCALE_I32(s, sp) _mm256_madd_epi16(s, sp)
 #endif
 
 /* exp(x) for x <= 0 (Cephes expf, as in avx_mathfun): ~1 ulp. Lanes below -87.3 give 0. */
