@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import itertools
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -17,7 +17,7 @@ from fastcoder.loader.pages import release_pages
 class QuantLinear(torch.nn.Module):
     """y = x [W1; W2; ...]^T + b with each run of same-type weights packed into one matrix, so
     a fused q/k/v or gate/up projection is one kernel call when the types agree. Single-token
-    calls run on preallocated buffers through a pre-bound kernel call."""
+    calls write a preallocated output through pre-bound kernel calls."""
 
     def __init__(self, weights: Sequence[QuantTensor], biases: Sequence[QuantTensor | None],
                  num_threads: int | None = None):
@@ -34,28 +34,17 @@ class QuantLinear(torch.nn.Module):
                 release_pages(w.data)
         self.out_features = sum(m.rows for m in self.matrices)
         self.bias = fused_bias(weights, biases)
-        # Decode buffers: x [1, in], y [1, out]; each matrix writes its contiguous slice of y.
-        self.x_one = torch.zeros(1, self.in_features)
+        # Decode output y [1, out], preallocated; each matrix writes its contiguous slice of it.
         self.y_one = torch.zeros(1, self.out_features)
-        x_np, y_np = self.x_one.numpy(), self.y_one.numpy()
+        y_np = self.y_one.numpy()
         offsets = np.cumsum([0] + [m.rows for m in self.matrices])
-        self.decode_calls = [bind_matmul(x_np, m, y_np[:, a:b], num_threads)
-                             for m, a, b in zip(self.matrices, offsets[:-1], offsets[1:])]
-        # The same calls reading the input row in place (C backend): no copy into x_one.
-        row_calls = [bind_row_matmul(m, y_np[:, a:b], num_threads)
-                     for m, a, b in zip(self.matrices, offsets[:-1], offsets[1:])]
-        self.row_calls = row_calls if all(c is not None for c in row_calls) else None
+        outs = [y_np[:, a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+        self.decode = (_decode_by_address(self.matrices, outs, num_threads)
+                       or _decode_by_copy(self.matrices, outs, self.in_features, num_threads))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:              # [num_tokens, in]
         if x.shape[0] == 1:
-            if self.row_calls is not None and x.dtype == torch.float32 and x.is_contiguous():
-                address = x.data_ptr()
-                for call in self.row_calls:
-                    call(address)
-            else:
-                self.x_one.copy_(x)
-                for call in self.decode_calls:
-                    call()
+            self.decode(x)
             y = self.y_one                                            # reused next call
         else:
             x_np = x.contiguous().numpy()
@@ -63,3 +52,33 @@ class QuantLinear(torch.nn.Module):
                      for m in self.matrices]
             y = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
         return y + self.bias if self.bias is not None else y          # [num_tokens, out]
+
+
+DecodeCall = Callable[[torch.Tensor], None]   # x [1, in] -> the bound outputs
+
+
+def _decode_by_address(matrices, outs, num_threads) -> DecodeCall | None:
+    """Kernel calls that read the input row where it is (C backend); None elsewhere."""
+    calls = [bind_row_matmul(m, out, num_threads) for m, out in zip(matrices, outs)]
+    if any(call is None for call in calls):
+        return None
+
+    def decode(x: torch.Tensor) -> None:
+        if x.dtype != torch.float32 or not x.is_contiguous():   # never, in a decoder layer
+            x = x.float().contiguous()
+        address = x.data_ptr()
+        for call in calls:
+            call(address)
+    return decode
+
+
+def _decode_by_copy(matrices, outs, in_features: int, num_threads) -> DecodeCall:
+    """Kernel calls bound to a preallocated input row that each step copies into."""
+    x_one = torch.zeros(1, in_features)
+    calls = [bind_matmul(x_one.numpy(), m, out, num_threads) for m, out in zip(matrices, outs)]
+
+    def decode(x: torch.Tensor) -> None:
+        x_one.copy_(x)
+        for call in calls:
+            call()
+    return decode
