@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import platform
+import re
 from pathlib import Path
 
 from cffi import FFI
@@ -18,42 +19,19 @@ _spec = importlib.util.spec_from_file_location("_fc_sources", Path(__file__).wit
 _sources = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_sources)
 CSRC: Path = _sources.CSRC
-SOURCES = ["qmatmul.c", "act_quant.c", "gemv_avx2.c", "gemm_avx2.c", "kernels_vnni.c", "float_avx2.c", "scalar.c", "attention.c",
-           "norm.c", "rope.c",
-           "activation.c"]
+SOURCES = ["qmatmul.c", "act_quant.c", "gemv_avx2.c", "gemm_avx2.c", "kernels_vnni.c",
+           "float_avx2.c", "scalar.c", "attention.c", "norm.c", "rope.c", "activation.c",
+           "decoder.c"]
 
-CDEF = """
-void fc_matmul(int ggml_type, const uint8_t *w, int64_t rows, int64_t cols, const float *x,
-               int64_t num_tokens, float *y, int num_threads);
-void fc_matmul_scalar(int ggml_type, const uint8_t *w, int64_t rows, int64_t cols,
-                      const float *x, int64_t num_tokens, float *y, int num_threads);
-void fc_matmul_experts(int ggml_type, const uint8_t *w, int64_t expert_rows, int64_t cols,
-                       const float *x, int64_t x_rows, const int32_t *expert_ids,
-                       int64_t num_selected, float *y, int num_threads);
-void fc_attention(const float *q, int64_t num_tokens, int64_t num_heads, int64_t head_dim,
-                  const uint16_t *k, const uint16_t *v, int64_t num_kv_heads, int64_t num_keys,
-                  int64_t kv_head_stride, int64_t kv_key_stride, const int64_t *key_positions,
-                  const int64_t *query_positions, int64_t window, float scale, float *out,
-                  int num_threads);
-void fc_attention_paged(const float *q, int64_t num_tokens, int64_t num_heads, int64_t head_dim,
-                        const uint16_t *k_cache, const uint16_t *v_cache, int64_t num_kv_heads,
-                        const int64_t *token_seq, const int64_t *seq_slot_start,
-                        const int64_t *slots, const int64_t *query_positions, int64_t window,
-                        float scale, float *out, int num_threads);
-void fc_rms_norm(const float *x, const float *w, int64_t rows, int64_t cols, float eps,
-                 float *out, int num_threads);
-void fc_rope_store(const float *qkv, int64_t num_tokens, int64_t row_stride, int64_t num_heads,
-                   int64_t num_kv_heads, int64_t head_dim, const float *cos, const float *sin,
-                   int interleaved, float *q_out, uint16_t *k_cache, uint16_t *v_cache,
-                   const int64_t *slots, int64_t slot_stride, int64_t head_stride);
-void fc_silu_mul(const float *gate_up, int64_t rows, int64_t cols, float *out);
-int fc_simd_level(void);
-int fc_use_vnni(int enable);
-int fc_supports(int ggml_type);
-int64_t fc_stream_read(const uint8_t *p, int64_t nbytes, int num_threads);
-void fc_release_threads(void);
-const char *fc_source_hash(void);
-"""
+def header_cdef(header: Path) -> str:
+    """qmatmul.h as a cffi cdef: the header is the one declaration of the C API (cffi parses
+    declarations and integer #defines, not include guards or includes)."""
+    keep = [line for line in header.read_text().splitlines()
+            if not line.startswith("#") or re.match(r"#define \w+ \d+$", line)]
+    return "\n".join(keep) + "\nconst char *fc_source_hash(void);\n"
+
+
+CDEF = header_cdef(CSRC / "qmatmul.h")
 
 
 def compile_args() -> list[str]:

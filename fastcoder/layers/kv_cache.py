@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from fastcoder.kernels.decoder_stack import StackKV
 from fastcoder.kernels.rope import c_rope_store
 
 # K/V storage type of every cache (as llama.cpp's default f16 cache): half the bytes of fp32, so
@@ -122,6 +123,7 @@ class KVCache:
         self.full = ContiguousKV(counts[0], max_tokens, num_kv_heads, head_dim, dtype)
         self.ring = (RingKV(counts[1], ring_size, num_kv_heads, head_dim, dtype) if counts[1]
                      else None)
+        self._key_positions: torch.Tensor | None = None    # arange(max_tokens), on first use
 
     @property
     def nbytes(self) -> int:
@@ -135,6 +137,21 @@ class KVCache:
         if self.ring is None:
             return True
         return self.ring.holds(max(0, num_tokens - self.window + 1), num_tokens)
+
+    def stack_kv(self, positions: torch.Tensor) -> StackKV | None:
+        """This forward's cache addressing for the one-call decoder stack, whose layer i is
+        cache layer i: None where a layer lives in a ring or the cache is fp32."""
+        if self.ring is not None or self.full.k.dtype != KV_DTYPE:
+            return None
+        k = self.full.k                                  # [layers, kv_heads, max_tokens, dim]
+        if self._key_positions is None:
+            self._key_positions = torch.arange(self.max_tokens)
+        num_keys = int(positions[-1]) + 1
+        return StackKV(self.full.k, self.full.v, layer_stride=k.stride(0), store_slots=positions,
+                       slot_stride=k.stride(2), head_stride=k.stride(1),
+                       query_positions=positions, kv_head_stride=k.stride(1),
+                       key_stride=k.stride(2), num_keys=num_keys,
+                       key_positions=self._key_positions[:num_keys])
 
     def store_qkv(self, layer: int, qkv: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor],
                   interleaved: bool, positions: torch.Tensor) -> torch.Tensor | None:

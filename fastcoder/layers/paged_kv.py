@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from fastcoder.kernels.attention import c_paged_attention
+from fastcoder.kernels.decoder_stack import StackKV
 from fastcoder.kernels.rope import c_rope_store
 from fastcoder.layers.attention import grouped_attention
 from fastcoder.layers.kv_cache import KV_DTYPE
@@ -70,6 +71,9 @@ class PagedKVCache:
             self.k.append(torch.zeros(shape, dtype=KV_DTYPE))
             self.v.append(torch.zeros(shape, dtype=KV_DTYPE))
             self.layer_to_group.update({layer: (g, i) for i, layer in enumerate(layers)})
+        # every layer in group 0 at its own index: the layout the decoder stack addresses
+        self.one_group = (len(group_layers) == 1
+                          and tuple(group_layers[0]) == tuple(range(len(group_layers[0]))))
         self.block_size = block_size
         self.group_num_blocks = tuple(group_num_blocks)
         self.layout: BatchLayout | None = None
@@ -88,6 +92,19 @@ class PagedKVCache:
         positions = torch.arange(start, end)
         blocks = torch.tensor(block_table, dtype=torch.long)[positions // self.block_size]
         return blocks * self.block_size + positions % self.block_size
+
+    def stack_kv(self, positions: torch.Tensor) -> StackKV | None:
+        """This step's cache addressing for the one-call decoder stack, whose layer i is cache
+        layer i: None unless every layer is in the one KV group, in order."""
+        if not self.one_group:
+            return None
+        layout, k = self.layout, self.k[0]               # [layers, slots, kv_heads, dim]
+        starts, slots = layout.flat_key_slots[0]
+        return StackKV(k, self.v[0], layer_stride=k.stride(0),
+                       store_slots=layout.slot_mappings[0], slot_stride=k.stride(1),
+                       head_stride=k.stride(2), query_positions=positions,
+                       kv_head_stride=k.stride(2), token_seq=layout.token_seq,
+                       seq_slot_start=starts, slots=slots)
 
     def store_qkv(self, layer: int, qkv: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor],
                   interleaved: bool, positions: torch.Tensor) -> torch.Tensor | None:

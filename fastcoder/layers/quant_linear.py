@@ -7,6 +7,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from fastcoder.kernels.decoder_stack import LinearWeights
 from fastcoder.kernels.pack import pack_weight
 from fastcoder.kernels.qmatmul import bind_matmul, bind_row_matmul, matmul
 from fastcoder.layers.linear import fused_bias
@@ -52,6 +53,11 @@ class QuantLinear(torch.nn.Module):
                      for m in self.matrices]
             y = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
         return y + self.bias if self.bias is not None else y          # [num_tokens, out]
+
+    def stack_weights(self) -> LinearWeights:
+        """The packed weights for a one-call decoder stack (fastcoder.kernels.decoder_stack)."""
+        bias = self.bias.float().contiguous() if self.bias is not None else None
+        return LinearWeights(tuple(self.matrices), bias)
 
 
 DecodeCall = Callable[[torch.Tensor], None]   # x [1, in] -> the bound outputs

@@ -11,12 +11,16 @@ import torch
 
 from fastcoder.config import ModelConfig
 from fastcoder.errors import UnsupportedArchitectureError
+from fastcoder.kernels.decoder_stack import (MAX_STACK_TOKENS, DecoderDims, DecoderStack,
+                                             LayerWeights, c_decoder_stack)
+from fastcoder.kernels.qmatmul import default_num_threads
 from fastcoder.layers.activations import Activation, GatedMLP
 from fastcoder.layers.attention import cached_attention
 from fastcoder.layers.kv_cache import KVCache
 from fastcoder.layers.linear import LinearFactory, QuantEmbedding
 from fastcoder.layers.moe import MoEFFN, expert_factory
 from fastcoder.layers.norm import RMSNorm
+from fastcoder.layers.quant_linear import QuantLinear
 from fastcoder.layers.rotary import RotaryEmbedding
 from fastcoder.loader.gguf_file import GGUFModelFile, QuantTensor
 from fastcoder.model.weights import Weights
@@ -151,14 +155,45 @@ class DecoderModel(torch.nn.Module):
         # Tied embeddings: no output.weight in the file, the embedding matrix is the head.
         head = "output.weight" if w.optional("output.weight") else "token_embd.weight"
         self.lm_head = w.linear(head)
+        self.stack = self._build_stack()
+
+    def _build_stack(self) -> DecoderStack | None:
+        """Every layer in one C call for few-token steps, where the layers allow it: C kernels,
+        packed weights, no QK-norm, SwiGLU FFNs (no MoE)."""
+        make = c_decoder_stack()
+        if make is None or self.spec.qk_norm != QKNorm.NONE:
+            return None
+        layers = []
+        for i, block in enumerate(self.layers):
+            attn, mlp = block.attn, block.mlp
+            linears = (attn.qkv_proj, attn.o_proj, getattr(mlp, "gate_up_proj", None),
+                       getattr(mlp, "down_proj", None))
+            if (not isinstance(mlp, GatedMLP) or mlp.silu_mul is None
+                    or not all(isinstance(lin, QuantLinear) for lin in linears)):
+                return None
+            qkv, o, gate_up, down = (lin.stack_weights() for lin in linears)
+            layers.append(LayerWeights(qkv, o, gate_up, down, block.input_norm.weight.data,
+                                       block.post_attn_norm.weight.data, cache_index=i))
+        c = self.config
+        dims = DecoderDims(c.hidden_size, c.num_heads, c.num_kv_heads, c.head_dim,
+                           c.intermediate_size, c.rms_norm_eps, self.layers[0].attn.scale,
+                           self.spec.interleaved_rope)
+        if any(sum(m.rows for m in layer.gate_up.matrices) != 2 * dims.ffn for layer in layers):
+            return None
+        return make(dims, layers, attn.qkv_proj.num_threads or default_num_threads())
 
     def forward(self, token_ids: torch.Tensor, positions: torch.Tensor,
                 cache: KVCache) -> torch.Tensor:
         """token_ids, positions: [num_tokens] -> final hidden states [num_tokens, hidden]."""
         x = self.embed(token_ids)
         rope = self.rotary.cos_sin(positions)              # shared by every layer
-        for block in self.layers:
-            x = block(x, rope, positions, cache)
+        stack_kv = (cache.stack_kv(positions) if self.stack is not None
+                    and x.shape[0] <= MAX_STACK_TOKENS else None)
+        if stack_kv is not None:
+            x = self.stack(x.contiguous(), *rope, stack_kv)
+        else:
+            for block in self.layers:
+                x = block(x, rope, positions, cache)
         return self.norm(x)
 
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:  # [num_tokens, hidden]

@@ -50,7 +50,9 @@ def add_tiny_tokenizer(writer: GGUFWriter) -> int:
 def write_tiny_qwen2(path: Path, *, architecture: str = "qwen2", hidden: int = 64,
                      num_layers: int = 2, num_heads: int = 4, num_kv_heads: int = 2,
                      ffn: int = 128, context_length: int = 64, seed: int = 0,
-                     quant: GGMLQuantizationType | None = None) -> Path:
+                     quant: GGMLQuantizationType | None = None,
+                     quant_overrides: dict[str, GGMLQuantizationType] | None = None) -> Path:
+    """quant_overrides: another type for some weights by name part (e.g. {"attn_v": Q4_0})."""
     rng = np.random.default_rng(seed)
     head_dim = hidden // num_heads
     writer = GGUFWriter(str(path), architecture)
@@ -66,9 +68,9 @@ def write_tiny_qwen2(path: Path, *, architecture: str = "qwen2", hidden: int = 6
 
     def add(name: str, *shape: int, scale: float = 0.2, weight: bool = True) -> None:
         data = (rng.standard_normal(shape) * scale).astype(np.float32)
-        if quant is not None and weight and shape[-1] % 32 == 0:
-            writer.add_tensor(name, quants.quantize(data, quant), raw_shape=data.shape,
-                              raw_dtype=quant)
+        ggml_type = next((t for part, t in (quant_overrides or {}).items() if part in name), quant)
+        if ggml_type is not None and weight and shape[-1] % 32 == 0:
+            writer.add_tensor(name, quants.quantize(data, ggml_type), raw_dtype=ggml_type)
         else:
             writer.add_tensor(name, data)
 

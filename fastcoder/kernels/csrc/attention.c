@@ -296,16 +296,6 @@ static int64_t visible_keys(const int64_t *key_positions, int64_t num_keys, int6
     return num_visible;
 }
 
-/* Where a token's keys are: a contiguous or ring cache (key_positions != NULL: key j of KV
-   head g at k + g * kv_head_stride + j * key_stride) or a paged one (slots). */
-typedef struct {
-    const uint16_t *k, *v;                        /* fp16 bits */
-    int64_t kv_head_stride;
-    const int64_t *key_positions; int64_t num_keys, key_stride;
-    const int64_t *token_seq, *seq_slot_start, *slots; int64_t slot_stride;
-    const int64_t *query_positions; int64_t window;
-} fc_kv_view;
-
 /* Element offsets of the keys token t sees, in position order; returns their number. */
 static int64_t token_keys(const fc_kv_view *kv, int64_t t, fc_key *keys, int64_t *offsets) {
     const int64_t qp = kv->query_positions[t];
@@ -319,9 +309,9 @@ static int64_t token_keys(const fc_kv_view *kv, int64_t t, fc_key *keys, int64_t
     return n;
 }
 
-static void run_attention(const float *q, int64_t num_tokens, int64_t num_heads, int64_t D,
-                          int64_t num_kv_heads, const fc_kv_view *kv, int64_t max_keys,
-                          float scale, float *out, int num_threads) {
+void fc_attention_view(const float *q, int64_t num_tokens, int64_t num_heads, int64_t D,
+                       int64_t num_kv_heads, const fc_kv_view *kv, int64_t max_keys,
+                       float scale, float *out, int num_threads) {
     if (num_threads < 1) num_threads = 1;
     const int64_t max_visible = kv->window && kv->window < max_keys ? kv->window : max_keys;
     const fc_units u = plan_units(num_tokens, num_heads, num_kv_heads, max_visible, num_threads);
@@ -399,7 +389,7 @@ void fc_attention(const float *q, int64_t num_tokens, int64_t num_heads, int64_t
                            .key_positions = key_positions, .num_keys = num_keys,
                            .key_stride = kv_key_stride, .query_positions = query_positions,
                            .window = window};
-    run_attention(q, num_tokens, num_heads, head_dim, num_kv_heads, &kv, num_keys, scale, out,
+    fc_attention_view(q, num_tokens, num_heads, head_dim, num_kv_heads, &kv, num_keys, scale, out,
                   num_threads);
 }
 
@@ -418,6 +408,6 @@ void fc_attention_paged(const float *q, int64_t num_tokens, int64_t num_heads, i
                            .token_seq = token_seq, .seq_slot_start = seq_slot_start,
                            .slots = slots, .slot_stride = num_kv_heads * head_dim,
                            .query_positions = query_positions, .window = window};
-    run_attention(q, num_tokens, num_heads, head_dim, num_kv_heads, &kv, max_keys, scale, out,
+    fc_attention_view(q, num_tokens, num_heads, head_dim, num_kv_heads, &kv, max_keys, scale, out,
                   num_threads);
 }

@@ -72,4 +72,19 @@ fc_kernel fc_vnni_gemm(int ggml_type);
 void fc_avx2_float_kernel(int ggml_type, const uint8_t *w, int64_t r0, int64_t r1, int64_t cols,
                           const float *x, int64_t num_tokens, int64_t rows, float *y);
 #endif
+/* Where a token's keys are: a contiguous or ring cache (key_positions != NULL: key j of KV
+   head g at k + g * kv_head_stride + j * key_stride) or a paged one (slots). */
+typedef struct {
+    const uint16_t *k, *v;                        /* fp16 bits */
+    int64_t kv_head_stride;
+    const int64_t *key_positions; int64_t num_keys, key_stride;
+    const int64_t *token_seq, *seq_slot_start, *slots; int64_t slot_stride;
+    const int64_t *query_positions; int64_t window;
+} fc_kv_view;
+
+/* Attention of q [num_tokens, num_heads, D] over the keys of `kv` (fc_attention's contract);
+   max_keys bounds the number of keys any token sees. */
+void fc_attention_view(const float *q, int64_t num_tokens, int64_t num_heads, int64_t D,
+                       int64_t num_kv_heads, const fc_kv_view *kv, int64_t max_keys,
+                       float scale, float *out, int num_threads);
 #endif

@@ -65,4 +65,51 @@ void fc_rope_store(const float *qkv, int64_t num_tokens, int64_t row_stride, int
                    int64_t num_kv_heads, int64_t head_dim, const float *cos, const float *sin,
                    int interleaved, float *q_out, uint16_t *k_cache, uint16_t *v_cache,
                    const int64_t *slots, int64_t slot_stride, int64_t head_stride);
+/* A whole stack of pre-norm decoder layers (GQA attention with optional q/k/v biases, RoPE,
+   SwiGLU FFN) in one call, for the few-token steps (decode, speculative verification, batched
+   decode) whose cost is otherwise the Python between the kernels. It runs the same kernels in
+   the same order as the per-op path, so results are bit-identical to it. */
+#define FC_MAX_SEGMENTS 4
+/* y = x [W_0; W_1; ...]^T + bias: runs of same-type rows written side by side. */
+typedef struct {
+    int num_segments;
+    int ggml_type[FC_MAX_SEGMENTS];
+    const uint8_t *w[FC_MAX_SEGMENTS];
+    int64_t rows[FC_MAX_SEGMENTS];
+    int64_t cols, out_features;
+    const float *bias;                          /* [out_features] or NULL */
+} fc_linear;
+typedef struct {
+    fc_linear qkv, o, gate_up, down;            /* gate_up: [gate | up], 2 * ffn rows */
+    const float *attn_norm, *ffn_norm;          /* [hidden] */
+    int64_t cache_index;                        /* K/V at step k/v + cache_index * layer_stride */
+} fc_decoder_layer;
+typedef struct {
+    int64_t hidden, num_heads, num_kv_heads, head_dim, ffn;
+    float eps, scale;
+    int interleaved;                            /* RoPE on adjacent pairs instead of halves */
+} fc_decoder_dims;
+/* One forward's cache addressing: the store of the new K/V (fc_rope_store's slots and strides)
+   and what attention reads, either a contiguous cache (key_positions != NULL, fc_attention's
+   arguments) or a paged one (token_seq != NULL, fc_attention_paged's). */
+typedef struct {
+    const float *cos, *sin;                     /* [num_tokens, head_dim / 2] */
+    uint16_t *k, *v;                            /* fp16 caches of every layer */
+    int64_t layer_stride;
+    const int64_t *store_slots;
+    int64_t slot_stride, head_stride;
+    int64_t kv_head_stride, key_stride, num_keys;
+    const int64_t *key_positions;
+    const int64_t *token_seq, *seq_slot_start, *slots;
+    const int64_t *query_positions;
+    int64_t window;
+} fc_decoder_step;
+/* x [num_tokens, hidden] (the residual stream) in place through num_layers layers. scratch:
+   fc_decoder_scratch_floats(dims, num_tokens) floats. */
+void fc_decoder_layers(const fc_decoder_dims *dims, const fc_decoder_layer *layers,
+                       int64_t num_layers, const fc_decoder_step *step, float *x,
+                       int64_t num_tokens, float *scratch, int matmul_threads,
+                       int attention_threads);
+int64_t fc_decoder_scratch_floats(const fc_decoder_layer *layer, const fc_decoder_dims *dims,
+                                  int64_t num_tokens);
 #endif
