@@ -21,7 +21,7 @@ _spec.loader.exec_module(_sources)
 CSRC: Path = _sources.CSRC
 SOURCES = ["qmatmul.c", "act_quant.c", "gemv_avx2.c", "gemm_avx2.c", "kernels_vnni.c",
            "float_avx2.c", "scalar.c", "attention.c", "norm.c", "rope.c", "activation.c",
-           "decoder.c"]
+           "decoder.c", "pack.c"]
 
 def header_cdef(header: Path) -> str:
     """qmatmul.h as a cffi cdef: the header is the one declaration of the C API (cffi parses

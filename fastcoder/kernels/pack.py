@@ -19,9 +19,10 @@ The C kernels (csrc/scalar.c, csrc/simd.h) and numba_kernels.py read these offse
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -127,19 +128,23 @@ def _shape2(shape: tuple[int, ...]) -> tuple[int, int]:
     return int(shape[0]), int(shape[1])
 
 
-def pack_weight(raw: np.ndarray, ggml_type: GGMLType | int, shape: tuple[int, ...]) -> QuantMatrix:
+def pack_weight(raw: np.ndarray | Sequence[np.ndarray], ggml_type: GGMLType | int,
+                shape: tuple[int, ...]) -> QuantMatrix:
     """GGUF tensor data -> QuantMatrix in the kernels' layout.
 
     raw: the tensor's bytes as GGUFReader gives them (uint8 [rows, row_bytes] for block types,
-    float32 / float16 arrays for F32 / F16). shape: numpy shape (rows, cols), GGUF `ne` reversed.
+    float32 / float16 arrays for F32 / F16), or several such tensors stacked row-wise (a fused
+    projection). shape: numpy shape (rows, cols) of the whole, GGUF `ne` reversed.
     """
     qtype = to_ggml_type(ggml_type)
     rows, cols = _shape2(shape)
+    parts = list(raw) if isinstance(raw, (list, tuple)) else [raw]
     if qtype in FLOAT_DTYPES:
         dtype = FLOAT_DTYPES[qtype]
-        data = np.ascontiguousarray(np.asarray(raw).view(dtype) if raw.dtype == np.uint8 else raw,
-                                    dtype=dtype).reshape(rows, cols)
-        return QuantMatrix(qtype, rows, cols, data)
+        parts = [np.asarray(p).view(dtype) if p.dtype == np.uint8 else p for p in parts]
+        data = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        return QuantMatrix(qtype, rows, cols,
+                           np.ascontiguousarray(data, dtype=dtype).reshape(rows, cols))
     if qtype not in _PACKERS:
         names = ", ".join(t.name for t in packed_types())
         raise UnsupportedQuantTypeError(f"no matmul kernel for {qtype.name} weights; supported: {names}")
@@ -147,23 +152,90 @@ def pack_weight(raw: np.ndarray, ggml_type: GGMLType | int, shape: tuple[int, ..
     if cols % fmt.block_size:
         raise ModelFileError(f"{qtype.name} weight of shape {(rows, cols)}: {cols} columns is not a "
                              f"multiple of the block size {fmt.block_size}")
-    num_blocks = cols // fmt.block_size
-    flat = np.ascontiguousarray(raw).view(np.uint8).reshape(-1)
-    if flat.size != rows * num_blocks * fmt.type_size:
+    row_bytes = cols // fmt.block_size * fmt.type_size
+    flats = [np.ascontiguousarray(p).view(np.uint8).reshape(-1) for p in parts]
+    if sum(f.size for f in flats) != rows * row_bytes:
         raise ModelFileError(f"{qtype.name} weight of shape {(rows, cols)} needs "
-                             f"{rows * num_blocks * fmt.type_size} bytes, got {flat.size}")
-    src = flat.reshape(rows, num_blocks * fmt.type_size)
+                             f"{rows * row_bytes} bytes, got {sum(f.size for f in flats)}")
+    srcs = [f.reshape(-1, row_bytes) for f in flats]
+    gather = _c_pack_tiles()
+    # parts are packed in place when each but the last fills whole tiles
+    if gather is None or any(s.shape[0] % TILE_ROWS for s in srcs[:-1]):
+        srcs = [np.concatenate(srcs)] if len(srcs) > 1 else srcs
     num_tiles = -(-rows // TILE_ROWS)
-    out = np.empty((num_tiles, num_blocks * tile_block_bytes(qtype)), dtype=np.uint8)
+    out = np.empty((num_tiles, row_bytes // fmt.type_size * tile_block_bytes(qtype)),
+                   dtype=np.uint8)
+    tile = 0
+    for src in srcs:
+        part_tiles = -(-src.shape[0] // TILE_ROWS)
+        target = out[tile:tile + part_tiles]
+        if gather is None:
+            _pack_numpy(qtype, src, target)
+        else:
+            _pack_by_gather(gather, qtype, src, target)
+        tile += part_tiles
+    return QuantMatrix(qtype, rows, cols, out)
+
+
+def _pack_numpy(qtype: GGMLType, src: np.ndarray, out: np.ndarray) -> None:
+    """uint8 [rows, row_bytes] -> out [num_tiles, num_blocks * tile_block_bytes], in chunks."""
+    rows, ts = src.shape[0], BLOCK_FORMATS[qtype].type_size
+    num_blocks, num_tiles = src.shape[1] // ts, -(-rows // TILE_ROWS)
     for t0 in range(0, num_tiles, _TILES_PER_CHUNK):
         t1 = min(num_tiles, t0 + _TILES_PER_CHUNK)
         chunk = src[t0 * TILE_ROWS:t1 * TILE_ROWS]
         if chunk.shape[0] != (t1 - t0) * TILE_ROWS:  # zero rows pad the last tile: weights 0
             chunk = np.concatenate([chunk, np.zeros(((t1 - t0) * TILE_ROWS - chunk.shape[0],
                                                      chunk.shape[1]), dtype=np.uint8)])
-        blocks = chunk.reshape(t1 - t0, TILE_ROWS, num_blocks, fmt.type_size)
+        blocks = chunk.reshape(t1 - t0, TILE_ROWS, num_blocks, ts)
         out[t0:t1] = _pack_blocks(qtype, blocks)
-    return QuantMatrix(qtype, rows, cols, out)
+
+
+def _c_pack_tiles():
+    """The C gather (`fc_pack_tiles`) when the C backend is in use, else None."""
+    from fastcoder.kernels.qmatmul import get_backend
+    backend = get_backend()
+    if backend.name != "c":
+        return None
+    from fastcoder.kernels._qmatmul import ffi, lib
+    return functools.partial(_run_gather, ffi, lib.fc_pack_tiles, backend.num_threads)
+
+
+def _run_gather(ffi, fn, num_threads: int, src: np.ndarray, unit_offset: np.ndarray,
+                out: np.ndarray, type_size: int) -> None:
+    fn(ffi.from_buffer("uint8_t[]", src), src.shape[0], src.shape[1], type_size,
+       ffi.from_buffer("int64_t[]", unit_offset), out.shape[1] // (src.shape[1] // type_size),
+       ffi.from_buffer("uint8_t[]", out, require_writable=True), num_threads)
+
+
+@functools.cache
+def _unit_sources(ggml_type: GGMLType) -> np.ndarray:
+    """Raw position (r * type_size + byte) of each 2-byte unit of a tile block (-1: Q5_0's H,
+    bit-permuted). Every field starts at an even offset, so units never straddle fields."""
+    perm = _inverse_permutation(ggml_type)
+    first, second = perm[0::2], perm[1::2]
+    if np.any((first >= 0) & ((first % 2 != 0) | (second != first + 1))):
+        raise AssertionError(f"{ggml_type.name} tile layout is not made of 2-byte units")
+    return first
+
+
+def _pack_by_gather(gather, qtype: GGMLType, src: np.ndarray, out: np.ndarray) -> None:
+    """As _pack_numpy, by the C gather."""
+    rows, row_bytes = src.shape
+    ts = BLOCK_FORMATS[qtype].type_size
+    num_blocks, num_tiles = row_bytes // ts, -(-rows // TILE_ROWS)
+    units = _unit_sources(qtype)
+    r, byte = units // ts, units % ts
+    unit_offset = np.where(units >= 0, r * row_bytes + byte, -1).astype(np.int64)
+    gather(np.ascontiguousarray(src), unit_offset, out, ts)
+    if qtype == GGMLType.Q5_0:          # H: a bit permutation of each row's qh word
+        for t0 in range(0, num_tiles, _TILES_PER_CHUNK):
+            t1 = min(num_tiles, t0 + _TILES_PER_CHUNK)
+            qh = np.zeros(((t1 - t0) * TILE_ROWS, num_blocks, 4), dtype=np.uint8)
+            chunk = src[t0 * TILE_ROWS:t1 * TILE_ROWS].reshape(-1, num_blocks, ts)
+            qh[:chunk.shape[0]] = chunk[..., 2:6]           # padding rows: 0
+            qh = qh.reshape(t1 - t0, TILE_ROWS, num_blocks, 4).swapaxes(1, 2)
+            out.reshape(num_tiles, num_blocks, -1)[t0:t1, :, 16:48] = _q5_0_high_bits(qh)
 
 
 def _inverse_permutation(ggml_type: GGMLType) -> np.ndarray:

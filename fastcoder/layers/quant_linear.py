@@ -28,9 +28,9 @@ class QuantLinear(torch.nn.Module):
         self.matrices = []
         for _, group in itertools.groupby(weights, key=lambda w: w.ggml_type):
             group = list(group)
-            raw = group[0].data if len(group) == 1 else np.concatenate([w.data for w in group])
             rows = sum(w.shape[0] for w in group)
-            self.matrices.append(pack_weight(raw, group[0].ggml_type, (rows, self.in_features)))
+            self.matrices.append(pack_weight([w.data for w in group], group[0].ggml_type,
+                                             (rows, self.in_features)))
             for w in group:
                 release_pages(w.data)
         self.out_features = sum(m.rows for m in self.matrices)

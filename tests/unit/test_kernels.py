@@ -100,6 +100,22 @@ def test_pack_is_lossless(ggml_type: GGMLType):
         np.testing.assert_array_equal(unpack_weight(packed).view(np.uint8), raw.view(np.uint8))
 
 
+@pytest.mark.parametrize("ggml_type", TYPES[2:], ids=lambda t: t.name)
+def test_c_packing_matches_numpy_packing(ggml_type: GGMLType):
+    """fc_pack_tiles (the load-time gather) writes the numpy packers' layout, fused parts packed
+    in place included (8 + 21 rows: a part boundary on a tile edge and a partial last tile)."""
+    from fastcoder.kernels.pack import _pack_numpy, tile_block_bytes
+    assert get_backend().name == "c", "the C backend is not in use: fc_pack_tiles is untested"
+    parts = [random_weight(ggml_type, rows, COLS, seed) for seed, rows in enumerate((8, ROWS))]
+    full = np.concatenate(parts)
+    want = np.empty((-(-full.shape[0] // TILE_ROWS),
+                     COLS // BLOCK_FORMATS[ggml_type].block_size * tile_block_bytes(ggml_type)),
+                    dtype=np.uint8)
+    _pack_numpy(ggml_type, full, want)
+    np.testing.assert_array_equal(pack_weight(parts, ggml_type, (full.shape[0], COLS)).data, want)
+    np.testing.assert_array_equal(pack_weight(full, ggml_type, (full.shape[0], COLS)).data, want)
+
+
 # The fp32-activation paths only: the AVX2 path quantizes activations to int8, which
 # test_integer_path_is_exact covers.
 FP32_PATHS = [(b, t) for b in BACKEND_NAMES for t in TYPES

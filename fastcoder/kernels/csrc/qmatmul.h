@@ -35,6 +35,13 @@ void fc_rms_norm(const float *x, const float *w, int64_t rows, int64_t cols, flo
 void fc_release_threads(void);
 /* Streams nbytes from p with num_threads threads; returns a checksum (read bandwidth probe). */
 int64_t fc_stream_read(const uint8_t *p, int64_t nbytes, int num_threads);
+/* Packs GGUF block rows raw [rows, row_bytes] into 8-row tiles out [num_tiles, num_blocks *
+   tile_block_bytes]: 2-byte unit i of a tile block is the 2 bytes at unit_offset[i] (r *
+   row_bytes + byte within block) from the tile's first row's block; -1 leaves the unit
+   unwritten. Rows past `rows` (the last tile's padding) read as zeros. */
+void fc_pack_tiles(const uint8_t *raw, int64_t rows, int64_t row_bytes, int64_t type_size,
+                   const int64_t *unit_offset, int64_t tile_block_bytes, uint8_t *out,
+                   int num_threads);
 /* Causal attention, each (token, head) row on its own (batch-invariant). q: [num_tokens,
    num_heads, head_dim] contiguous fp32; k, v (fp16 bits): key j of kv head g at
    k + g * kv_head_stride + j * kv_key_stride; key_positions: [num_keys] (-1: empty slot);
