@@ -201,9 +201,9 @@ def _c_pack_tiles():
     return functools.partial(_run_gather, ffi, lib.fc_pack_tiles, backend.num_threads)
 
 
-def _run_gather(ffi, fn, num_threads: int, src: np.ndarray, unit_offset: np.ndarray,
-                out: np.ndarray, type_size: int) -> None:
-    fn(ffi.from_buffer("uint8_t[]", src), src.shape[0], src.shape[1], type_size,
+def _run_gather(ffi, fn, num_threads: int, ggml_type: GGMLType, src: np.ndarray,
+                unit_offset: np.ndarray, out: np.ndarray, type_size: int) -> None:
+    fn(int(ggml_type), ffi.from_buffer("uint8_t[]", src), src.shape[0], src.shape[1], type_size,
        ffi.from_buffer("int64_t[]", unit_offset), out.shape[1] // (src.shape[1] // type_size),
        ffi.from_buffer("uint8_t[]", out, require_writable=True), num_threads)
 
@@ -211,7 +211,7 @@ def _run_gather(ffi, fn, num_threads: int, src: np.ndarray, unit_offset: np.ndar
 @functools.cache
 def _unit_sources(ggml_type: GGMLType) -> np.ndarray:
     """Raw position (r * type_size + byte) of each 2-byte unit of a tile block (-1: Q5_0's H,
-    bit-permuted). Every field starts at an even offset, so units never straddle fields."""
+    bit-permuted, which the C side builds). Every field starts at an even offset, so units never straddle fields."""
     perm = _inverse_permutation(ggml_type)
     first, second = perm[0::2], perm[1::2]
     if np.any((first >= 0) & ((first % 2 != 0) | (second != first + 1))):
@@ -221,21 +221,11 @@ def _unit_sources(ggml_type: GGMLType) -> np.ndarray:
 
 def _pack_by_gather(gather, qtype: GGMLType, src: np.ndarray, out: np.ndarray) -> None:
     """As _pack_numpy, by the C gather."""
-    rows, row_bytes = src.shape
-    ts = BLOCK_FORMATS[qtype].type_size
-    num_blocks, num_tiles = row_bytes // ts, -(-rows // TILE_ROWS)
+    row_bytes, ts = src.shape[1], BLOCK_FORMATS[qtype].type_size
     units = _unit_sources(qtype)
     r, byte = units // ts, units % ts
     unit_offset = np.where(units >= 0, r * row_bytes + byte, -1).astype(np.int64)
-    gather(np.ascontiguousarray(src), unit_offset, out, ts)
-    if qtype == GGMLType.Q5_0:          # H: a bit permutation of each row's qh word
-        for t0 in range(0, num_tiles, _TILES_PER_CHUNK):
-            t1 = min(num_tiles, t0 + _TILES_PER_CHUNK)
-            qh = np.zeros(((t1 - t0) * TILE_ROWS, num_blocks, 4), dtype=np.uint8)
-            chunk = src[t0 * TILE_ROWS:t1 * TILE_ROWS].reshape(-1, num_blocks, ts)
-            qh[:chunk.shape[0]] = chunk[..., 2:6]           # padding rows: 0
-            qh = qh.reshape(t1 - t0, TILE_ROWS, num_blocks, 4).swapaxes(1, 2)
-            out.reshape(num_tiles, num_blocks, -1)[t0:t1, :, 16:48] = _q5_0_high_bits(qh)
+    gather(qtype, np.ascontiguousarray(src), unit_offset, out, ts)
 
 
 def _inverse_permutation(ggml_type: GGMLType) -> np.ndarray:

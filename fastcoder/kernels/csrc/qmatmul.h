@@ -37,9 +37,10 @@ void fc_release_threads(void);
 int64_t fc_stream_read(const uint8_t *p, int64_t nbytes, int num_threads);
 /* Packs GGUF block rows raw [rows, row_bytes] into 8-row tiles out [num_tiles, num_blocks *
    tile_block_bytes]: 2-byte unit i of a tile block is the 2 bytes at unit_offset[i] (r *
-   row_bytes + byte within block) from the tile's first row's block; -1 leaves the unit
-   unwritten. Rows past `rows` (the last tile's padding) read as zeros. */
-void fc_pack_tiles(const uint8_t *raw, int64_t rows, int64_t row_bytes, int64_t type_size,
+   row_bytes + byte within block) from the tile's first row's block; -1: Q5_0's high-bit word,
+   which is built from the rows' qh words. Rows past `rows` (the last tile's padding) read as
+   zeros. */
+void fc_pack_tiles(int ggml_type, const uint8_t *raw, int64_t rows, int64_t row_bytes, int64_t type_size,
                    const int64_t *unit_offset, int64_t tile_block_bytes, uint8_t *out,
                    int num_threads);
 /* Causal attention, each (token, head) row on its own (batch-invariant). q: [num_tokens,
