@@ -13,7 +13,7 @@ def _batched_engine(args: argparse.Namespace, gguf, tokenizer, linear, max_model
     from fastcoder.engine.llm_engine import EngineConfig, LLMEngine
     return LLMEngine(gguf, tokenizer, linear, EngineConfig(
         max_model_len=max_model_len, max_num_seqs=args.max_num_seqs,
-        kv_cache_mb=args.kv_cache_mb), speculative_config(args))
+        kv_cache_mb=args.kv_cache_mb, block_size=args.block_size), speculative_config(args))
 
 
 def speculative_config(args: argparse.Namespace):
@@ -56,6 +56,11 @@ def register(subparsers) -> None:
                         help="requests decoded together per step (batched engine)")
     parser.add_argument("--kv-cache-mb", type=int, default=512,
                         help="paged KV cache size in MiB (batched engine)")
+    from fastcoder.kv.kv_cache_manager import DEFAULT_BLOCK_SIZE
+    parser.add_argument("--block-size", type=int, default=DEFAULT_BLOCK_SIZE,
+                        help="tokens per KV cache block, the prefix cache's unit: a resent "
+                             "conversation recomputes at most block-size - 1 cached tokens "
+                             f"(batched engine; default {DEFAULT_BLOCK_SIZE})")
     parser.add_argument("--max-queue", type=int, default=256,
                         help="waiting requests beyond which new ones get 429")
     parser.add_argument("--kernels", default="quant", choices=("quant", "reference"))
@@ -64,7 +69,7 @@ def register(subparsers) -> None:
 
 def check_args(args: argparse.Namespace) -> None:
     from fastcoder.errors import InvalidParameterError
-    for name in ("max_num_seqs", "kv_cache_mb", "max_queue"):
+    for name in ("max_num_seqs", "kv_cache_mb", "max_queue", "block_size"):
         if getattr(args, name) < 1:
             flag = "--" + name.replace("_", "-")
             raise InvalidParameterError(f"{flag} must be >= 1", param=name)

@@ -15,6 +15,7 @@ from fastcoder.engine.request import RequestStatus
 from fastcoder.engine.scheduler import Scheduler
 from fastcoder.engine.scheduler_output import ScheduledRequest
 from fastcoder.engine.speculative import RequestProposers
+from fastcoder.kv.kv_cache_manager import DEFAULT_BLOCK_SIZE
 from fastcoder.layers.linear import LinearFactory
 from fastcoder.layers.paged_kv import PagedKVCache
 from fastcoder.loader.gguf_file import GGUFModelFile
@@ -32,7 +33,7 @@ class EngineConfig:
     max_model_len: int
     max_num_seqs: int = 16
     max_num_batched_tokens: int = 512     # token budget per step: bounds a prefill chunk
-    block_size: int = 16
+    block_size: int = DEFAULT_BLOCK_SIZE
     kv_cache_mb: int = 512
     enable_prefix_caching: bool = True
 

@@ -16,6 +16,13 @@ from fastcoder.kv.hashing import hash_block
 if TYPE_CHECKING:
     from fastcoder.engine.request import Request
 
+# Tokens per KV block. Small, unlike vLLM's GPU default of 16: the attention kernel addresses
+# every key through its own slot, so block size costs nothing there, while a prefix-cache hit
+# ends at a block boundary. An agent resending a 2,000-token conversation recomputed up to 15
+# cached tokens with 16 (0.5B: 306 ms to first token); with 4, at most 3 (92 ms). Throughput
+# at 16 streams was unchanged (46.3/46.8 vs 45.1/46.5 tok/s, alternating runs).
+DEFAULT_BLOCK_SIZE = 4
+
 
 @dataclass(frozen=True, slots=True)
 class PrefixCacheStats:

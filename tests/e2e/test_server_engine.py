@@ -6,11 +6,12 @@ import time
 
 import httpx
 
+from fastcoder.kv.kv_cache_manager import DEFAULT_BLOCK_SIZE
 from tests.e2e.expected import MESSAGES, NO_EOS, chat_ids
 
 
 def test_prefix_cache_hit_in_usage_and_metrics(server, client):
-    long_prompt = "shared system context " * 12           # > 3 blocks of 16 tokens
+    long_prompt = "shared system context " * 12           # many KV blocks
     before = server.metrics()["fastcoder_prefix_cache_hits_tokens"]
     first = client.completions.create(model="tiny", prompt=long_prompt, max_tokens=2,
                                       temperature=0)
@@ -19,8 +20,9 @@ def test_prefix_cache_hit_in_usage_and_metrics(server, client):
     num_prompt = first.usage.prompt_tokens
     cached = second.usage.prompt_tokens_details.cached_tokens
     assert first.usage.prompt_tokens_details.cached_tokens == 0
-    # batched: full 16-token blocks, never the whole prompt; serial: all but the last token.
-    expected = (num_prompt - 1) // 16 * 16 if server.engine == "batched" else num_prompt - 1
+    # batched: full blocks, never the whole prompt; serial: all but the last token.
+    bs = DEFAULT_BLOCK_SIZE
+    expected = (num_prompt - 1) // bs * bs if server.engine == "batched" else num_prompt - 1
     assert cached == expected
     metrics = server.metrics()
     assert metrics["fastcoder_prefix_cache_hits_tokens"] - before == cached
