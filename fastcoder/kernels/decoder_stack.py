@@ -137,6 +137,12 @@ class DecoderStack:
                              f"{MAX_STACK_TOKENS} rows, got {tuple(x.shape)} {x.dtype}")
         if kv.k.dtype != torch.float16 or kv.v.dtype != torch.float16:
             raise TypeError(f"decoder stack: KV cache must be float16, got {kv.k.dtype}")
+        # the C side reads these as int64 arrays: another dtype would be read as garbage
+        indices = (kv.store_slots, kv.query_positions, kv.key_positions, kv.token_seq,
+                   kv.seq_slot_start, kv.slots)
+        if any(t is not None and (t.dtype != torch.int64 or not t.is_contiguous())
+               for t in indices):
+            raise TypeError("decoder stack: slots and positions must be contiguous int64")
         cast, step = self._ffi.cast, self._step
         i64 = lambda t: cast("int64_t *", t.data_ptr()) if t is not None else self._ffi.NULL
         step.cos, step.sin = cast("float *", cos.data_ptr()), cast("float *", sin.data_ptr())
