@@ -105,7 +105,8 @@ class DecoderStack:
             c_layer.ffn_norm = self._float_ptr(layer.ffn_norm)
             c_layer.cache_index = layer.cache_index
         self.num_layers = len(layers)
-        floats = lib.fc_decoder_scratch_floats(self._layers, self._dims, MAX_STACK_TOKENS)
+        floats = lib.fc_decoder_scratch_floats(self._layers, len(layers), self._dims,
+                                               MAX_STACK_TOKENS)
         self._scratch = torch.empty(int(floats))
         self._step = ffi.new("fc_decoder_step *")
 

@@ -1,6 +1,7 @@
 """The one-call decoder stack (fc_decoder_layers) against the same model run op by op: hidden
 states and K/V caches bit for bit, over a contiguous and a paged cache, with linears of one and
-of several weight runs (q/k in Q8_0 with v in Q4_0; gate in Q8_0 with up in Q4_0)."""
+of several weight runs (q/k in Q8_0 with v in Q4_0; gate in Q8_0 with up in Q4_0), in every
+layer or only in a later one (the staging for split runs is sized over all layers)."""
 from __future__ import annotations
 
 import pytest
@@ -14,15 +15,20 @@ from fastcoder.layers.paged_kv import BatchLayout, PagedKVCache, SequenceSlice
 from tests.helpers.tiny_gguf import write_tiny_qwen2
 
 
-@pytest.fixture(scope="module", params=["one-run", "mixed-runs"])
+OVERRIDES = {"one-run": None, "mixed-runs": {"attn_v": Q.Q4_0, "ffn_up": Q.Q4_0},
+             "mixed-in-last-layer": {"blk.2.attn_v": Q.Q4_0, "blk.2.ffn_up": Q.Q4_0}}
+
+
+@pytest.fixture(scope="module", params=list(OVERRIDES))
 def model(request, tmp_path_factory):
-    overrides = {"attn_v": Q.Q4_0, "ffn_up": Q.Q4_0} if request.param == "mixed-runs" else None
+    overrides = OVERRIDES[request.param]
     path = write_tiny_qwen2(tmp_path_factory.mktemp("stack") / "tiny.gguf", num_layers=3,
                             context_length=128, quant=Q.Q8_0, quant_overrides=overrides)
     model = LLM(str(path), threads=2).runner.model
     assert model.stack is not None, "the decoder stack was not built (C backend missing?)"
-    runs = len(model.layers[0].attn.qkv_proj.matrices)
-    assert runs == (2 if request.param == "mixed-runs" else 1)
+    runs = [len(layer.attn.qkv_proj.matrices) for layer in model.layers]
+    assert runs == {"one-run": [1, 1, 1], "mixed-runs": [2, 2, 2],
+                    "mixed-in-last-layer": [1, 1, 2]}[request.param]
     return model
 
 

@@ -390,7 +390,17 @@ void fc_attention(const float *q, int64_t num_tokens, int64_t num_heads, int64_t
                            .key_stride = kv_key_stride, .query_positions = query_positions,
                            .window = window};
     fc_attention_view(q, num_tokens, num_heads, head_dim, num_kv_heads, &kv, num_keys, scale, out,
-                  num_threads);
+                      num_threads);
+}
+
+int64_t fc_paged_max_keys(const int64_t *token_seq, const int64_t *seq_slot_start,
+                          int64_t num_tokens) {
+    int64_t max_keys = 1;
+    for (int64_t t = 0; t < num_tokens; t++) {
+        const int64_t s = token_seq[t], n = seq_slot_start[s + 1] - seq_slot_start[s];
+        if (n > max_keys) max_keys = n;
+    }
+    return max_keys;
 }
 
 void fc_attention_paged(const float *q, int64_t num_tokens, int64_t num_heads, int64_t head_dim,
@@ -399,15 +409,11 @@ void fc_attention_paged(const float *q, int64_t num_tokens, int64_t num_heads, i
                         const int64_t *slots, const int64_t *query_positions, int64_t window,
                         float scale, float *out, int num_threads) {
     if (num_tokens < 1) return;
-    int64_t max_keys = 1;
-    for (int64_t t = 0; t < num_tokens; t++) {
-        const int64_t s = token_seq[t], n = seq_slot_start[s + 1] - seq_slot_start[s];
-        if (n > max_keys) max_keys = n;
-    }
+    const int64_t max_keys = fc_paged_max_keys(token_seq, seq_slot_start, num_tokens);
     const fc_kv_view kv = {.k = k_cache, .v = v_cache, .kv_head_stride = head_dim,
                            .token_seq = token_seq, .seq_slot_start = seq_slot_start,
                            .slots = slots, .slot_stride = num_kv_heads * head_dim,
                            .query_positions = query_positions, .window = window};
     fc_attention_view(q, num_tokens, num_heads, head_dim, num_kv_heads, &kv, max_keys, scale, out,
-                  num_threads);
+                      num_threads);
 }

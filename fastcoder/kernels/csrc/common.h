@@ -87,4 +87,7 @@ typedef struct {
 void fc_attention_view(const float *q, int64_t num_tokens, int64_t num_heads, int64_t D,
                        int64_t num_kv_heads, const fc_kv_view *kv, int64_t max_keys,
                        float scale, float *out, int num_threads);
+/* The most keys any token of a paged batch sees (its sequence's slot count; at least 1). */
+int64_t fc_paged_max_keys(const int64_t *token_seq, const int64_t *seq_slot_start,
+                          int64_t num_tokens);
 #endif

@@ -13,14 +13,17 @@ static int64_t max_segment_rows(const fc_linear *l) {
     return l->num_segments > 1 ? m : 0;
 }
 
-int64_t fc_decoder_scratch_floats(const fc_decoder_layer *layer, const fc_decoder_dims *d,
-                                  int64_t num_tokens) {
+int64_t fc_decoder_scratch_floats(const fc_decoder_layer *layers, int64_t num_layers,
+                                  const fc_decoder_dims *d, int64_t num_tokens) {
     const int64_t q_size = d->num_heads * d->head_dim;
-    int64_t seg = max_segment_rows(&layer->qkv);
-    const fc_linear *others[3] = {&layer->o, &layer->gate_up, &layer->down};
-    for (int i = 0; i < 3; i++) if (max_segment_rows(others[i]) > seg) seg = max_segment_rows(others[i]);
+    int64_t seg = 0;          /* staging: the widest weight run of any layer's split linears */
+    for (int64_t i = 0; i < num_layers; i++) {
+        const fc_linear *linears[4] = {&layers[i].qkv, &layers[i].o, &layers[i].gate_up,
+                                       &layers[i].down};
+        for (int j = 0; j < 4; j++) if (max_segment_rows(linears[j]) > seg) seg = max_segment_rows(linears[j]);
+    }
     /* h, qkv, q, attention out, projection out, gate_up, activation, segment staging */
-    const int64_t per_token = d->hidden + layer->qkv.out_features + 2 * q_size + d->hidden +
+    const int64_t per_token = d->hidden + layers[0].qkv.out_features + 2 * q_size + d->hidden +
                               3 * d->ffn + seg;
     return per_token * num_tokens;
 }
@@ -61,15 +64,8 @@ void fc_decoder_layers(const fc_decoder_dims *d, const fc_decoder_layer *layers,
     float *h = scratch, *qkv = h + T * hidden, *q = qkv + T * layers[0].qkv.out_features;
     float *attn = q + T * q_size, *proj = attn + T * q_size, *gate_up = proj + T * hidden;
     float *act = gate_up + T * 2 * d->ffn, *staging = act + T * d->ffn;
-    int64_t max_keys = step->num_keys;
-    if (!step->key_positions) {                  /* paged: the longest sequence's keys */
-        max_keys = 1;
-        for (int64_t t = 0; t < T; t++) {
-            const int64_t s = step->token_seq[t];
-            const int64_t n = step->seq_slot_start[s + 1] - step->seq_slot_start[s];
-            if (n > max_keys) max_keys = n;
-        }
-    }
+    const int64_t max_keys = step->key_positions ? step->num_keys
+                             : fc_paged_max_keys(step->token_seq, step->seq_slot_start, T);
     for (int64_t i = 0; i < num_layers; i++) {
         const fc_decoder_layer *L = layers + i;
         uint16_t *k = step->k + L->cache_index * step->layer_stride;

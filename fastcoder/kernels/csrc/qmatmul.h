@@ -113,11 +113,11 @@ typedef struct {
     int64_t window;
 } fc_decoder_step;
 /* x [num_tokens, hidden] (the residual stream) in place through num_layers layers. scratch:
-   fc_decoder_scratch_floats(dims, num_tokens) floats. */
+   fc_decoder_scratch_floats(layers, num_layers, dims, num_tokens) floats. */
 void fc_decoder_layers(const fc_decoder_dims *dims, const fc_decoder_layer *layers,
                        int64_t num_layers, const fc_decoder_step *step, float *x,
                        int64_t num_tokens, float *scratch, int matmul_threads,
                        int attention_threads);
-int64_t fc_decoder_scratch_floats(const fc_decoder_layer *layer, const fc_decoder_dims *dims,
-                                  int64_t num_tokens);
+int64_t fc_decoder_scratch_floats(const fc_decoder_layer *layers, int64_t num_layers,
+                                  const fc_decoder_dims *dims, int64_t num_tokens);
 #endif
