@@ -66,12 +66,7 @@ class _Cursor:
         return value
 
     def string(self) -> str:
-        length = self.unpack("<Q")
-        if self.pos + length > len(self.buffer):
-            raise GGUFFormatError(f"string of {length} bytes runs past the end of the file")
-        raw = bytes(self.buffer[self.pos:self.pos + length])
-        self.pos += length
-        return raw.decode("utf-8", errors="replace")
+        return self.strings(1)[0]
 
     def strings(self, count: int) -> list[str]:
         """`count` strings in one tight loop: a vocabulary and its merges are ~300k strings,
